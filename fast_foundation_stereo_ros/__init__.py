@@ -1,0 +1,19 @@
+"""Fast-FoundationStereo for ROS 2: network, backends, stereo geometry and node.
+
+Importing the package is cheap: heavy modules (torch, rclpy) load on first use.
+"""
+
+__version__ = '0.1.0'
+
+
+def load_model(path, device='cpu'):
+    """Load a released `.pth` checkpoint or a native model directory.
+
+    Returns a `StereoModel` whose `predict(left, right, valid_iters=None,
+    max_disp=None)` maps two HxWx3 uint8 RGB images to float32 disparity.
+    """
+    from .inference import load_model as _load_model
+    return _load_model(path, device=device)
+
+
+__all__ = ['load_model', '__version__']

@@ -1,0 +1,1 @@
+"""Sub-commands of `ffs-stereo`; each module defines `register(subparsers)`."""
