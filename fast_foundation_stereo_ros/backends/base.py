@@ -1,0 +1,41 @@
+"""The one small interface every inference backend implements."""
+from abc import ABC, abstractmethod
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+class StereoBackend(ABC):
+    """Maps a rectified RGB pair to disparity at the network's input size.
+
+    `input_size` is the fixed (height, width) the backend needs (an engine or
+    ONNX graph), or None when it accepts any size that is a multiple of
+    `size_multiple`. Fitting camera images to that size, and mapping the
+    disparity back, is done once for all backends by `StereoPipeline`.
+    """
+
+    name = 'backend'
+    input_size = None
+    size_multiple = 1
+    #: largest disparity (pixels at input size) the backend can return
+    max_disparity = 192.0
+
+    @abstractmethod
+    def infer(self, left_rgb, right_rgb):
+        """Return float32 HxW disparity for two HxWx3 uint8 RGB arrays."""
+
+    def warmup(self):
+        """Run once on a dummy pair so the first real frame is not slow."""
+        import numpy as np
+        height, width = self.input_size or (_round_up(64, self.size_multiple), _round_up(128, self.size_multiple))
+        dummy = np.zeros((height, width, 3), np.uint8)
+        self.infer(dummy, dummy)
+
+    def close(self):
+        """Release device memory; the backend is unusable afterwards."""
+
+    def describe(self):
+        """One line for logs: which backend runs and at what size."""
+        size = 'any size' if self.input_size is None else '%dx%d' % (self.input_size[1], self.input_size[0])
+        return f'{self.name} ({size})'
