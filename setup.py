@@ -1,0 +1,41 @@
+"""ament_python package: builds with `colcon build` under ROS 2 and with pip elsewhere."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'fast_foundation_stereo_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.xml')),
+        (f'share/{PACKAGE}/models', ['models/README.md']),
+    ],
+    package_data={PACKAGE: ['config/*.yaml', 'config/*.xml']},
+    install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml'],
+    extras_require={
+        'pytorch': ['torch', 'safetensors'],
+        'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
+        'gpu': ['onnxruntime-gpu', 'cuda-python'],
+        'bags': ['rosbags'],
+    },
+    zip_safe=True,
+    maintainer='fast_foundation_stereo_ros maintainers',
+    maintainer_email='maintainers@fast-foundation-stereo-ros.dev',
+    description='Fast-FoundationStereo disparity, depth and point clouds for ROS 2',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'ffs-stereo = fast_foundation_stereo_ros.cli:main',
+            'stereo_node = fast_foundation_stereo_ros.stereo_node:main',
+            'build_engine = fast_foundation_stereo_ros.commands.build_engine:main',
+            'scene_publisher = fast_foundation_stereo_ros.scene_publisher:main',
+        ],
+    },
+)
