@@ -33,6 +33,8 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates 0600 files; give the result the usual umask-based mode
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -68,6 +70,16 @@ def atomic_directory(path):
     except BaseException:
         _remove_tree(tmp)
         raise
+
+
+def _read_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# read once at import: os.umask() is process-wide, so probing it later could race other threads
+_UMASK = _read_umask()
 
 
 def _remove_tree(path):

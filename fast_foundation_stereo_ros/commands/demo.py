@@ -1,0 +1,77 @@
+"""`ffs-stereo demo`: a synthetic scene through the pipeline, with its accuracy.
+
+The default job: needs no data and no checkpoint (SGBM by default), runs in
+seconds on a CPU, and writes everything a user wants to look at.
+"""
+import os
+import time
+
+import cv2
+import numpy as np
+
+from ..disparity_colormap import colorize_disparity
+from ..disparity_io import write_disparity
+from ..file_io import atomic_directory
+from ..geometry import PointProjector
+from ..metrics import evaluate_regions, format_table
+from ..offline_runner import write_rgb_png
+from ..point_cloud_io import write_ply
+from ..stereo_outputs import compute_outputs
+from ..synthetic import SCENE_KINDS, make_scene
+from ..visualization import colorize_depth
+from .backend_options import add_backend_arguments, build_pipeline
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        'demo', help='synthetic stereo scene -> disparity, depth, point cloud and accuracy',
+        description='Render a synthetic rectified stereo scene with exact ground truth, run it through '
+                    'the pipeline, write the results and print the accuracy.')
+    parser.add_argument('--output', default=os.path.join('output', 'demo'),
+                        help='output folder, replaced as a whole on success (default output/demo)')
+    parser.add_argument('--scene', default='mixed', choices=SCENE_KINDS)
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--seed', type=int, default=0)
+    add_backend_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    start = time.perf_counter()
+    scene = make_scene(args.scene, args.width, args.height, seed=args.seed)
+    render_time = time.perf_counter() - start
+    pipeline = build_pipeline(args)
+    outputs = compute_outputs(pipeline, scene.left, 'rgb8', scene.right, 'rgb8', scene.camera)
+    with atomic_directory(args.output) as staging:
+        files = _write_outputs(staging, scene, outputs, pipeline)
+    camera = scene.camera
+    print(f'scene: {args.scene} seed {args.seed}, {camera.width}x{camera.height}, fx {camera.fx:.1f} px, '
+          f'baseline {camera.baseline:.3f} m, disparity {scene.disparity.min():.1f}..'
+          f'{scene.disparity.max():.1f} px, {100 * scene.occlusion.mean():.1f} % occluded')
+    print(format_table(evaluate_regions(outputs.raw_disparity, scene.disparity, scene.occlusion)))
+    timings = ', '.join(f'{stage} {seconds * 1000:.1f} ms' for stage, seconds in outputs.timings.items())
+    print(f'timings: render {render_time * 1000:.1f} ms, {timings}')
+    print(f'wrote {len(files)} files to {args.output}: {", ".join(files)}')
+    print(f'evaluate again with: ffs-stereo eval --pred {os.path.join(args.output, "disparity.pfm")} '
+          f'--gt {os.path.join(args.output, "gt_disparity.pfm")} '
+          f'--mask-occ {os.path.join(args.output, "gt_occlusion.png")}')
+    return 0
+
+
+def _write_outputs(folder, scene, outputs, pipeline):
+    path = lambda name: os.path.join(folder, name)  # noqa: E731
+    write_rgb_png(path('left.png'), scene.left)
+    write_rgb_png(path('right.png'), scene.right)
+    write_disparity(path('disparity.pfm'), outputs.disparity)
+    write_disparity(path('disparity.png'), outputs.disparity)
+    high = float(np.nanmax(scene.disparity)) * 1.1  # one scale for prediction and truth
+    write_rgb_png(path('disparity_color.png'), colorize_disparity(outputs.disparity, 0.0, high))
+    np.save(path('depth.npy'), outputs.depth)
+    depth_range = (float(scene.depth.min()), float(scene.depth.max()))
+    write_rgb_png(path('depth_color.png'), colorize_depth(outputs.depth, depth_range))
+    points = PointProjector(scene.camera).points(outputs.depth)
+    write_ply(path('cloud.ply'), points, outputs.left_rgb)
+    write_disparity(path('gt_disparity.pfm'), scene.disparity)
+    cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255)
+    return sorted(os.listdir(folder))

@@ -1,0 +1,121 @@
+"""`ffs-stereo run`: a pair, two folders of pairs, or a rosbag2 through a backend."""
+import os
+import sys
+
+from ..bag_processing import BagOptions, BagTopics, first_image_size, process_bag
+from ..errors import InputError
+from ..offline_runner import DISPARITY_FORMATS, OfflineOptions, list_image_pairs, load_camera, run_pairs
+from .backend_options import add_backend_arguments, build_pipeline
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        'run', help='run image pairs, folders or a rosbag2 through a backend',
+        description='Disparity, depth and point clouds for a stereo pair, two folders of pairs (matched '
+                    'by sorted file name) or a rosbag2 (.mcap/.db3; the result is a new bag).')
+    source = parser.add_argument_group('input (one of)')
+    source.add_argument('--left', help='left rectified image')
+    source.add_argument('--right', help='right rectified image')
+    source.add_argument('--left-dir', help='folder of left rectified images')
+    source.add_argument('--right-dir', help='folder of right rectified images')
+    source.add_argument('--bag', help='rosbag2 folder or .mcap/.db3 file')
+
+    files = parser.add_argument_group('file outputs (pairs and folders)')
+    files.add_argument('--output', default=os.path.join('output', 'run'), help='output folder (default output/run)')
+    files.add_argument('--format', default='pfm', choices=DISPARITY_FORMATS,
+                       help='disparity file format: pfm (float), png (16-bit KITTI, d*256) or npy')
+    files.add_argument('--no-cloud', action='store_true', help='do not write PLY point clouds')
+
+    camera = parser.add_argument_group('intrinsics (needed for depth and points)')
+    camera.add_argument('--intrinsics', help="Fast-FoundationStereo K.txt (K row-major, then baseline in m)")
+    camera.add_argument('--calib-left', help='left camera_calibration YAML')
+    camera.add_argument('--calib-right', help='right camera_calibration YAML (its P[3] gives the baseline)')
+
+    bag = parser.add_argument_group('rosbag2')
+    defaults = BagTopics()
+    bag.add_argument('--output-bag', help='new bag to write (default: <input>_ffs beside the input)')
+    bag.add_argument('--overwrite', action='store_true', help='replace an existing --output-bag')
+    bag.add_argument('--left-topic', default=defaults.left)
+    bag.add_argument('--right-topic', default=defaults.right)
+    bag.add_argument('--left-info-topic', default=defaults.left_info)
+    bag.add_argument('--right-info-topic', default=defaults.right_info)
+    bag.add_argument('--output-namespace', default='',
+                     help='prefix of the written topics disparity, depth/image, points2 (default: none)')
+    bag.add_argument('--output-storage', choices=('mcap', 'sqlite3'), help='default: like the input bag')
+    bag.add_argument('--avoid-point-cloud-padding', action='store_true',
+                     help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
+
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
+    add_backend_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    mode = _input_mode(args)
+    if mode == 'bag':
+        return _run_bag(args)
+    pairs = [(args.left, args.right)] if mode == 'pair' else list_image_pairs(args.left_dir, args.right_dir)
+    options = OfflineOptions(disparity_format=args.format, intrinsics=args.intrinsics,
+                             calib_left=args.calib_left, calib_right=args.calib_right,
+                             write_cloud=not args.no_cloud, show_progress=not args.no_progress)
+    pipeline = build_pipeline(args)
+    summary = run_pairs(pairs, pipeline, args.output, options)
+    print(f'processed {summary.pairs} pair(s) into {args.output} ({len(summary.files)} files); '
+          f'{_timing_line(summary.mean_timings)}')
+    if not (args.intrinsics or args.calib_left):
+        print('no intrinsics given: wrote disparity only; pass --intrinsics K.txt or '
+              '--calib-left/--calib-right for depth and point clouds', file=sys.stderr)
+    return 0
+
+
+def _run_bag(args):
+    output_bag = args.output_bag or os.path.splitext(os.path.abspath(args.bag).rstrip(os.sep))[0] + '_ffs'
+    camera = None
+    if args.intrinsics or args.calib_left or args.calib_right:
+        camera = _camera_for_bag(args)
+    topics = BagTopics(args.left_topic, args.right_topic, args.left_info_topic, args.right_info_topic)
+    options = BagOptions(output_namespace=args.output_namespace, overwrite=args.overwrite,
+                         output_storage=args.output_storage,
+                         avoid_point_cloud_padding=args.avoid_point_cloud_padding,
+                         show_progress=not args.no_progress)
+    pipeline = build_pipeline(args)
+    summary = process_bag(args.bag, output_bag, pipeline, topics, camera, options)
+    print(f'wrote {summary.output_bag}: {summary.frames} stereo set(s); {_timing_line(summary.mean_timings)}')
+    unmatched = {topic: count for topic, count in summary.unmatched.items() if count}
+    if unmatched:
+        print('unpaired messages (no partner with the same stamp): '
+              + ', '.join(f'{topic}: {count}' for topic, count in unmatched.items()), file=sys.stderr)
+    return 0
+
+
+def _camera_for_bag(args):
+    """Intrinsics from files for a bag; K.txt has no image size, so take the first image's."""
+    width = height = None
+    if args.intrinsics:
+        width, height = first_image_size(args.bag, args.left_topic)
+    options = OfflineOptions(intrinsics=args.intrinsics, calib_left=args.calib_left,
+                             calib_right=args.calib_right)
+    return load_camera(options, width, height)
+
+
+def _input_mode(args):
+    given = {'pair': bool(args.left or args.right), 'folders': bool(args.left_dir or args.right_dir),
+             'bag': bool(args.bag)}
+    chosen = [mode for mode, present in given.items() if present]
+    if len(chosen) != 1:
+        raise InputError('give exactly one input: --left and --right, --left-dir and --right-dir, or --bag')
+    mode = chosen[0]
+    if mode == 'pair' and not (args.left and args.right):
+        raise InputError('--left and --right go together: give both images of the pair')
+    if mode == 'folders' and not (args.left_dir and args.right_dir):
+        raise InputError('--left-dir and --right-dir go together: give both folders')
+    if mode != 'bag' and (args.output_bag or args.overwrite):
+        raise InputError('--output-bag/--overwrite apply to --bag input only; use --output for files')
+    return mode
+
+
+def _timing_line(timings):
+    if not timings:
+        return 'no timings'
+    parts = [f'{stage} {seconds * 1000:.1f} ms' for stage, seconds in timings.items()]
+    return 'mean per pair: ' + ', '.join(parts)

@@ -1,0 +1,60 @@
+"""One stereo pair through the pipeline to the offline outputs (numpy only).
+
+The offline tools (run on files, folders and bags; demo; eval) share this
+step; it follows the node's conventions (frame_processor.py) without
+needing rclpy: disparity corrected by cx_l - cx_r with NaN for invalid
+pixels, depth 32FC1 metres with NaN, DisparityImage range and delta_d.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .geometry import correct_disparity, disparity_to_depth
+from .image_encodings import pair_to_rgb8
+
+#: same value and reasoning as frame_processor.DELTA_D_INPUT_PIXELS (1/16 px at
+#: the network input: stereo_image_proc/ZED value, SGBM's exact quantum)
+DELTA_D_INPUT_PIXELS = 1.0 / 16.0
+
+
+@dataclass
+class StereoOutputs:
+    left_rgb: np.ndarray          # HxWx3 uint8, colours for the point cloud
+    raw_disparity: np.ndarray     # x_l - x_r as the backend returned it, NaN invalid
+    disparity: np.ndarray         # corrected by cx_l - cx_r (== raw without a camera)
+    depth: np.ndarray = None      # metres, NaN invalid; None without a camera
+    camera: object = None         # geometry.StereoCamera or None
+    timings: dict = field(default_factory=dict)   # stage -> seconds
+
+
+def compute_outputs(pipeline, left, left_encoding, right, right_encoding, camera=None):
+    """Disparity (and depth when `camera` is known) of one rectified pair."""
+    start = time.perf_counter()
+    left_rgb, right_rgb = pair_to_rgb8(left, left_encoding, right, right_encoding)
+    raw = pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8')
+    timings = dict(pipeline.last_timings)
+    geometry_start = time.perf_counter()
+    raw = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan).astype(np.float32)
+    depth = None
+    if camera is not None:
+        disparity = correct_disparity(raw, camera)
+        depth = disparity_to_depth(disparity, camera)
+    else:
+        disparity = raw
+    end = time.perf_counter()
+    timings['geometry'] = end - geometry_start
+    timings['total'] = end - start
+    return StereoOutputs(left_rgb, raw, disparity, depth, camera, timings)
+
+
+def searched_range(pipeline, camera):
+    """(min, max) disparity of the search after the cx correction (DisparityImage)."""
+    maximum = pipeline.max_disparity - camera.cx_offset
+    return max(0.0, -camera.cx_offset), maximum
+
+
+def delta_d(pipeline, camera):
+    """Smallest disparity step in camera pixels (DisparityImage.delta_d)."""
+    fit = pipeline.fit_for((camera.height, camera.width))
+    return DELTA_D_INPUT_PIXELS * fit.disparity_scale
