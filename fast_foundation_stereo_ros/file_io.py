@@ -54,6 +54,7 @@ def atomic_directory(path):
     tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
         backup = None
         if os.path.exists(path):
             backup = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.old', dir=parent)

@@ -1,0 +1,32 @@
+"""`ffs-stereo export`: checkpoint -> one verified ONNX graph for a fixed size."""
+from ..onnx_export import DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, TOLERANCE_PX
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        'export', help='export a checkpoint to ONNX (whole network, fixed size), verified with ONNX Runtime',
+        description='Export the whole network (normalisation, cost volumes, unrolled GRU, upsampling) for '
+                    'one input size. The graph takes left/right 1x3xHxW float32 RGB 0..255 and returns '
+                    'disparity 1x1xHxW. It is checked against the TensorRT op list, onnx.checker and '
+                    'ONNX Runtime vs PyTorch before it is written.')
+    parser.add_argument('--model', required=True, help='released .pth, a folder holding one, or a native model dir')
+    parser.add_argument('--height', type=int, required=True, help='input height, a multiple of 32')
+    parser.add_argument('--width', type=int, required=True, help='input width, a multiple of 32')
+    parser.add_argument('--max-disp', type=int, default=DEFAULT_MAX_DISP,
+                        help=f'largest disparity at input size (default {DEFAULT_MAX_DISP})')
+    parser.add_argument('--valid-iters', type=int, default=DEFAULT_VALID_ITERS,
+                        help=f'GRU refinement steps, unrolled (default {DEFAULT_VALID_ITERS})')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument('--tolerance', type=float, default=TOLERANCE_PX,
+                        help=f'max abs disparity difference ONNX Runtime vs PyTorch (default {TOLERANCE_PX} px)')
+    parser.add_argument('--output', required=True, help='output .onnx file (written atomically)')
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from ..onnx_export import export_onnx
+    result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
+                         args.opset, verify=True, tolerance=args.tolerance)
+    print(f'wrote {result.path} (export {result.export_seconds:.1f} s, verification '
+          f'{result.verification.seconds:.1f} s)')
+    return 0
