@@ -92,7 +92,8 @@ class StereoCamera:
 def correct_disparity(raw_disparity, camera, out=None):
     """x_left - x_right -> DisparityImage disparity; non-finite or <= 0 -> NaN."""
     out = np.subtract(raw_disparity, np.float32(camera.cx_offset), out=out, dtype=np.float32)
-    out[~(out > 0)] = np.nan  # also catches NaN; d <= 0 has no finite depth
+    # also catches NaN; d <= 0 has no finite depth, d = +inf would give depth 0
+    out[~((out > 0) & (out < np.inf))] = np.nan
     return out
 
 
