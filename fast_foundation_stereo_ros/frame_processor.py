@@ -29,8 +29,7 @@ import numpy as np
 
 from .disparity_colormap import colorize_disparity
 from .errors import InputError
-from .cloud_writer import PointCloudWriter
-from .geometry import CloudLayout, correct_disparity, depth_to_millimetres, disparity_to_depth
+from .geometry import CloudBuilder, CloudLayout, correct_disparity, depth_to_millimetres, disparity_to_depth
 from .image_encodings import check_encoding, pair_to_rgb8
 from .ros_conversions import (MessageBuffer, array_to_image, camera_info_key, camera_info_with_header, disparity_image,
                               image_to_array, point_cloud2, stereo_camera_from_infos)
@@ -145,7 +144,7 @@ class FrameProcessor:
         self.options = options
         self.layout = CloudLayout.for_options(options.use_color, options.avoid_point_cloud_padding)
         self._camera_cache = (None, None)
-        self._cloud_writer = None
+        self._cloud_builder = None
         self._buffers = {}   # output name -> MessageBuffer
 
     def process(self, frame, request):
@@ -259,11 +258,11 @@ class FrameProcessor:
         step = self.options.point_cloud_decimation
         if step > 1:
             depth, left_rgb, camera = depth[::step, ::step], left_rgb[::step, ::step], camera.decimated(step)
-        writer = self._writer_for(camera)
-        points = writer.fill(depth, left_rgb if self.layout.has_color else None)
+        builder, data = self._cloud_builder_for(camera)
+        points = builder.fill(depth, left_rgb if self.layout.has_color else None)
         watch.lap('cloud')
-        # no copy: the message takes the writer's reusable array (valid until the next frame)
-        messages['points'] = point_cloud2(points, self.layout, header, data=writer.data)
+        # no copy: the message takes the builder's reusable array (valid until the next frame)
+        messages['points'] = point_cloud2(points, self.layout, header, data=data)
         watch.lap('build_points')
 
     def _buffer(self, name, shape, dtype):
@@ -273,7 +272,9 @@ class FrameProcessor:
             buffer = self._buffers[name] = MessageBuffer(shape, dtype)
         return buffer
 
-    def _writer_for(self, camera):
-        if self._cloud_writer is None or self._cloud_writer.camera != camera:
-            self._cloud_writer = PointCloudWriter(camera, self.layout)
-        return self._cloud_writer
+    def _cloud_builder_for(self, camera):
+        """CloudBuilder writing into a MessageBuffer (re-made when the camera changes)."""
+        if self._cloud_builder is None or self._cloud_builder[0].camera != camera:
+            buffer = MessageBuffer((camera.height, camera.width, self.layout.point_step), np.uint8)
+            self._cloud_builder = (CloudBuilder(camera, self.layout, buffer.array), buffer.data)
+        return self._cloud_builder

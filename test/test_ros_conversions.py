@@ -9,7 +9,7 @@ from std_msgs.msg import Header
 
 from fast_foundation_stereo_ros.errors import InputError
 from fast_foundation_stereo_ros.geometry import CloudBuilder, CloudLayout, StereoCamera
-from fast_foundation_stereo_ros.ros_conversions import (array_to_image, camera_info_with_header,
+from fast_foundation_stereo_ros.ros_conversions import (MessageBuffer, array_to_image, camera_info_with_header,
                                                         cloud_to_arrays, disparity_image, image_to_array,
                                                         point_cloud2, stamp_to_ns, stereo_camera_from_infos)
 
@@ -171,22 +171,27 @@ def test_camera_info_with_header_copies_calibration():
 
 @pytest.mark.parametrize('use_color,avoid_padding', [(True, False), (False, False), (True, True), (False, True)])
 @pytest.mark.parametrize('step', [1, 3])
-def test_point_cloud_writer_matches_cloud_builder_bytes_and_is_not_copied(use_color, avoid_padding, step):
-    from fast_foundation_stereo_ros.cloud_writer import PointCloudWriter
+def test_cloud_in_message_buffer_matches_projection_and_is_not_copied(use_color, avoid_padding, step):
     camera = StereoCamera(width=64, height=48, fx=80.0, fy=82.0, cx=31.0, cy=24.5, baseline=0.1).decimated(step)
     rng = np.random.default_rng(step)
     depth = rng.uniform(0.5, 5.0, (48, 64)).astype(np.float32)
     depth[rng.random((48, 64)) < 0.2] = np.nan
     rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    depth, rgb = depth[::step, ::step], rgb[::step, ::step]
+    depth, rgb = depth[::step, ::step], rgb[::step, ::step]     # strided views, as the node decimates
     layout = CloudLayout.for_options(use_color, avoid_padding)
-    reference = CloudBuilder(camera, layout).fill(depth, rgb)
-    writer = PointCloudWriter(camera, layout)
-    points = writer.fill(depth, rgb)
-    assert points.tobytes() == reference.tobytes()          # NaNs, padding and colour bit for bit
-    message = point_cloud2(points, layout, Header(), data=writer.data)
-    assert message.data is writer.data                     # handed over, not copied
-    assert bytes(message.data) == reference.tobytes()
-    # reused: the next fill writes the same memory
-    writer.fill(depth * 2, rgb)
-    assert cloud_to_arrays(message)['z'][0, 0] == pytest.approx(2 * depth[0, 0], nan_ok=True)
+    buffer = MessageBuffer((camera.height, camera.width, layout.point_step), np.uint8)
+    points = CloudBuilder(camera, layout, buffer.array).fill(depth, rgb)
+    message = point_cloud2(points, layout, Header(), data=buffer.data)
+    assert message.data is buffer.data                     # handed over, not copied
+    fields = cloud_to_arrays(message)
+    v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float32)
+    np.testing.assert_allclose(fields['z'], depth, rtol=0, atol=0, equal_nan=True)
+    np.testing.assert_allclose(fields['x'], (u - camera.cx) * depth / camera.fx, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(fields['y'], (v - camera.cy) * depth / camera.fy, rtol=1e-6, equal_nan=True)
+    if use_color:
+        packed = fields['rgb'].view(np.uint32)
+        expected = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+        np.testing.assert_array_equal(packed, expected)
+    words = points.view(np.uint32).reshape(-1, layout.point_step // 4)
+    used = [offset // 4 for _, offset in layout.fields]
+    assert not words[:, [i for i in range(words.shape[1]) if i not in used]].any()   # padding stays zero
