@@ -137,7 +137,7 @@ def point_cloud2(points, layout, header, data=None):
     """Organised PointCloud2 from a point buffer (H x W x point_step uint8).
 
     `data`: the MessageBuffer.data that `points` is a view of
-    (PointCloudWriter), used without a copy; by default the bytes of `points`
+    (a CloudBuilder writing into a MessageBuffer), used without a copy; by default the bytes of `points`
     are copied (CloudBuilder buffers). is_dense is False: invalid
     points are NaN (stereo always has some).
     """

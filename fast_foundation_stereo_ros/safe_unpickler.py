@@ -16,6 +16,7 @@ global the pickle asks for is looked up in an explicit allow-list:
 Any other global raises `CheckpointError` naming it.
 """
 import collections
+import io
 import pickle
 import zipfile
 
@@ -106,6 +107,9 @@ class PickledObject:
 
     def __init__(self, *args, **kwargs):
         pass  # state arrives through __setstate__
+
+    def __getstate__(self):
+        return self.state  # copy.deepcopy round-trips through __setstate__
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2:
@@ -306,7 +310,6 @@ def read_pickled_module(path):
 
     Returns the root object (a `PickledObject` tree for model files).
     """
-    import io
     archive = TorchZipArchive(path)
     try:
         if archive.byteorder() != 'little':
