@@ -27,7 +27,7 @@ from .file_io import check_writable_dir
 from .geometry import CloudBuilder, CloudLayout
 from .intrinsics import camera_from_infos, check_image_size
 from .progress import ProgressBar
-from .stereo_outputs import compute_outputs, delta_d, searched_range
+from .stereo_outputs import compute_outputs
 
 STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
@@ -228,10 +228,10 @@ class BagFrameWriter:
         camera = self._camera_for(left_info, right_info, left.shape[1], left.shape[0], source)
         outputs = compute_outputs(self.pipeline, left, left_msg.encoding, right, right_msg.encoding, camera)
         header = left_msg.header
-        low, high = searched_range(self.pipeline, camera)
+        low, high = self.pipeline.searched_range(camera)
         messages = {
             'disparity': self.factory.disparity_image(outputs.disparity, header, camera, low, high,
-                                                      delta_d(self.pipeline, camera)),
+                                                      self.pipeline.delta_d(camera)),
             'depth': self.factory.image(outputs.depth, '32FC1', header),
             'points': self.factory.point_cloud(self._builder_for(camera).fill(outputs.depth, outputs.left_rgb),
                                                self.layout, header),

@@ -34,15 +34,6 @@ from .image_encodings import check_encoding, pair_to_rgb8
 from .ros_conversions import (MessageBuffer, array_to_image, camera_info_key, camera_info_with_header, disparity_image,
                               image_to_array, point_cloud2, stereo_camera_from_infos)
 
-#: delta_d at the network input resolution, in pixels. A network regresses
-#: continuous disparity, so there is no true quantum; 1/16 px is (a) what
-#: stereo_image_proc and the ZED wrapper publish, so tools tuned for them
-#: behave the same, (b) the exact quantum of the SGBM fallback (4 fractional
-#: bits), and (c) the FP16 resolution of a TensorRT engine for disparities
-#: of 64-128 px. It is multiplied by the fit's disparity scale when the
-#: images are resized for the network (one input pixel = scale camera px).
-DELTA_D_INPUT_PIXELS = 1.0 / 16.0
-
 #: fine timing stage -> the stage reported on /diagnostics
 STAGE_OF = {
     'to_array': 'convert', 'to_rgb': 'convert', 'camera_info': 'convert', 'prepare': 'convert',
@@ -175,15 +166,6 @@ class FrameProcessor:
                 self._cloud_output(depth, left_rgb, camera, header, messages, watch)
         return ProcessedFrame(messages, watch.timings, disparity, depth)
 
-    def searched_range(self, camera):
-        """(min, max) disparity of the search, after the cx correction."""
-        maximum = self.pipeline.max_disparity - camera.cx_offset
-        return max(0.0, -camera.cx_offset), maximum
-
-    def delta_d(self, camera):
-        fit = self.pipeline.fit_for((camera.height, camera.width))
-        return DELTA_D_INPUT_PIXELS * fit.disparity_scale
-
     # -- steps -------------------------------------------------------------
     def _image_arrays(self, frame):
         left = self._image_array('left', frame.left_image)
@@ -229,9 +211,9 @@ class FrameProcessor:
         return raw
 
     def _disparity_outputs(self, disparity, camera, header, request, messages, watch):
-        low, high = self.searched_range(camera)
+        low, high = self.pipeline.searched_range(camera)
         if request.disparity:
-            messages['disparity'] = disparity_image(disparity, header, camera, low, high, self.delta_d(camera),
+            messages['disparity'] = disparity_image(disparity, header, camera, low, high, self.pipeline.delta_d(camera),
                                                     data=self._buffers['disparity'].data)
             watch.lap('build_disparity')
         if request.disparity_color:

@@ -9,6 +9,15 @@ import time
 from .image_encodings import pair_to_rgb8
 from .image_fitting import plan_fit
 
+#: DisparityImage.delta_d at the network input resolution, in pixels. A network
+#: regresses continuous disparity, so there is no true quantum; 1/16 px is (a)
+#: what stereo_image_proc and the ZED wrapper publish, so tools tuned for them
+#: behave the same, (b) the exact quantum of the SGBM fallback (4 fractional
+#: bits), and (c) the FP16 resolution of a TensorRT engine for disparities of
+#: 64-128 px. It is multiplied by the fit's disparity scale when the images are
+#: resized for the network (one input pixel = scale camera pixels).
+DELTA_D_INPUT_PIXELS = 1.0 / 16.0
+
 
 class StereoPipeline:
     def __init__(self, backend, scale=1.0, fit_mode='letterbox'):
@@ -32,6 +41,16 @@ class StereoPipeline:
         fit = self._fit
         scale = fit.disparity_scale if fit is not None else 1.0
         return self.backend.max_disparity * scale
+
+    def searched_range(self, camera):
+        """(min, max) DisparityImage disparity of the search, after the cx correction."""
+        maximum = self.max_disparity - camera.cx_offset
+        return max(0.0, -camera.cx_offset), maximum
+
+    def delta_d(self, camera):
+        """Smallest disparity step in camera pixels (DisparityImage.delta_d)."""
+        fit = self.fit_for((camera.height, camera.width))
+        return DELTA_D_INPUT_PIXELS * fit.disparity_scale
 
     def compute(self, left, right, left_encoding='rgb8', right_encoding='rgb8'):
         """Return float32 disparity (NaN = invalid) at the camera's resolution."""

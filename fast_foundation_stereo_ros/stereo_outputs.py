@@ -3,7 +3,8 @@
 The offline tools (run on files, folders and bags; demo; eval) share this
 step; it follows the node's conventions (frame_processor.py) without
 needing rclpy: disparity corrected by cx_l - cx_r with NaN for invalid
-pixels, depth 32FC1 metres with NaN, DisparityImage range and delta_d.
+pixels, depth 32FC1 metres with NaN (DisparityImage range and delta_d come
+from StereoPipeline, as in the node).
 """
 import time
 from dataclasses import dataclass, field
@@ -12,10 +13,6 @@ import numpy as np
 
 from .geometry import correct_disparity, disparity_to_depth
 from .image_encodings import pair_to_rgb8
-
-#: same value and reasoning as frame_processor.DELTA_D_INPUT_PIXELS (1/16 px at
-#: the network input: stereo_image_proc/ZED value, SGBM's exact quantum)
-DELTA_D_INPUT_PIXELS = 1.0 / 16.0
 
 
 @dataclass
@@ -46,15 +43,3 @@ def compute_outputs(pipeline, left, left_encoding, right, right_encoding, camera
     timings['geometry'] = end - geometry_start
     timings['total'] = end - start
     return StereoOutputs(left_rgb, raw, disparity, depth, camera, timings)
-
-
-def searched_range(pipeline, camera):
-    """(min, max) disparity of the search after the cx correction (DisparityImage)."""
-    maximum = pipeline.max_disparity - camera.cx_offset
-    return max(0.0, -camera.cx_offset), maximum
-
-
-def delta_d(pipeline, camera):
-    """Smallest disparity step in camera pixels (DisparityImage.delta_d)."""
-    fit = pipeline.fit_for((camera.height, camera.width))
-    return DELTA_D_INPUT_PIXELS * fit.disparity_scale

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.backends import create_backend
-from fast_foundation_stereo_ros.frame_processor import (DELTA_D_INPUT_PIXELS, STAGE_OF, BadFrame, FrameProcessor,
+from fast_foundation_stereo_ros.frame_processor import (STAGE_OF, BadFrame, FrameProcessor,
                                                         GeometryOptions, OutputRequest, StereoFrame)
-from fast_foundation_stereo_ros.pipeline import StereoPipeline
+from fast_foundation_stereo_ros.pipeline import DELTA_D_INPUT_PIXELS, StereoPipeline
 from fast_foundation_stereo_ros.ros_conversions import image_to_array
 from node_test_utils import StereoSource, cached_scene
 
