@@ -93,8 +93,10 @@ class StereoCamera:
 def correct_disparity(raw_disparity, camera, out=None):
     """x_left - x_right -> DisparityImage disparity; non-finite or <= 0 -> NaN."""
     out = np.subtract(raw_disparity, np.float32(camera.cx_offset), out=out, dtype=np.float32)
-    # also catches NaN; d <= 0 has no finite depth, d = +inf would give depth 0
-    out[~((out > 0) & (out < np.inf))] = np.nan
+    # NaN stays NaN; d <= 0 has no finite depth, d = +inf would give depth 0
+    invalid = np.less_equal(out, 0)
+    np.logical_or(invalid, np.isposinf(out), out=invalid)
+    np.copyto(out, np.float32(np.nan), where=invalid)
     return out
 
 
