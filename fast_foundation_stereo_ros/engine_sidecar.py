@@ -146,6 +146,8 @@ def read_sidecar(engine_path):
     """Parse and sanity-check the sidecar of `engine_path` (EngineError if unusable)."""
     path = sidecar_path(engine_path)
     from_name = parse_engine_stem(engine_path)
+    if not os.path.isfile(path) and not os.path.isfile(engine_path):
+        refuse_engine(engine_path, 'the engine file does not exist (nor its sidecar)', from_name)
     if not os.path.isfile(path):
         refuse_engine(engine_path, f"its sidecar '{path}' is missing (it records which GPU, TensorRT version "
                              'and settings the engine was built for)', from_name)
@@ -197,9 +199,14 @@ def validate_engine(engine_path, fingerprint, verify_hash=True):
     """
     record = read_sidecar(engine_path)
     check_engine_file(engine_path, record, verify_hash)
+    check_fingerprint(engine_path, record, fingerprint)
+    return record
+
+
+def check_fingerprint(engine_path, record, fingerprint):
+    """Refuse an engine whose sidecar names another GPU, compute capability or TensorRT."""
     mismatches = fingerprint_mismatches(record, fingerprint)
     if mismatches:
         described = '; '.join(f"{field} mismatch: engine built for '{expected}', this device has "
                               f"'{found}'" for field, expected, found in mismatches)
         refuse_engine(engine_path, described, record)
-    return record

@@ -108,3 +108,11 @@ def test_missing_engine_file_is_refused(tmp_path):
 def test_rebuild_command_quotes_paths_with_spaces():
     command = rebuild_command({**SETTINGS, 'source_model': '/my models/ffs.pth'}, '/out dir')
     assert "--model '/my models/ffs.pth'" in command and "--output '/out dir'" in command
+
+
+def test_engine_without_sidecar_and_file_is_reported_missing_without_tensorrt(tmp_path):
+    from fast_foundation_stereo_ros.backends import create_backend
+    with pytest.raises(EngineError) as error:
+        create_backend(str(tmp_path / 'ffs_480x640_d192_i8_fp16_nvidia-orin_sm87_trt10.3.engine'))
+    assert 'engine file does not exist' in str(error.value)
+    assert 'ffs-stereo build-engine' in str(error.value) and '--height 480 --width 640' in str(error.value)

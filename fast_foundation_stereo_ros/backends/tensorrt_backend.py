@@ -2,7 +2,7 @@
 
 The engine is only deserialized after its sidecar says it was built for this
 GPU, compute capability and TensorRT version and its size/SHA-256 match
-(engine_sidecar.validate_engine): a foreign or truncated engine is refused
+(engine_sidecar): a foreign or truncated engine is refused
 with the rebuild command instead of crashing inside TensorRT.
 
 Input normalisation is inside the graph, so the host only lays out the two
@@ -14,7 +14,7 @@ set_tensor_address).
 """
 import numpy as np
 
-from ..engine_sidecar import refuse_engine, validate_engine
+from ..engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
 from ..errors import EngineError, InputError
 from ..onnx_export import INPUT_NAMES, OUTPUT_NAME
 from ..trt_runtime import import_tensorrt, open_cuda, probe_fingerprint
@@ -26,9 +26,13 @@ class TensorRTBackend(StereoBackend):
     size_multiple = 32
 
     def __init__(self, path, device=0, cuda_graph=False, verify_hash=True):
-        trt = import_tensorrt()
         self.path = str(path)
-        self.sidecar = validate_engine(self.path, probe_fingerprint(device), verify_hash)
+        # file and sidecar checks need no GPU: a missing or corrupt engine is
+        # reported as such even on a machine without TensorRT
+        self.sidecar = read_sidecar(self.path)
+        check_engine_file(self.path, self.sidecar, verify_hash)
+        trt = import_tensorrt()
+        check_fingerprint(self.path, self.sidecar, probe_fingerprint(device))
         self.input_size = (int(self.sidecar['height']), int(self.sidecar['width']))
         self.max_disparity = float(self.sidecar['max_disp'])
         self._cuda = open_cuda(device)
