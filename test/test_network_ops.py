@@ -129,3 +129,37 @@ def test_convex_upsample_equals_unfold_definition():
     assert torch.equal(convex_upsample(disp, weights), expected)
     constant = convex_upsample(torch.full((1, 1, 3, 4), 5.0), torch.full((1, 9, 12, 16), 1 / 9))
     assert math.isclose(constant[0, 0, 5, 7].item(), 5.0, rel_tol=1e-6)  # interior: plain average
+
+
+@pytest.mark.parametrize('kernel,padding,output_padding,bias', [
+    (4, 1, 0, False),            # hourglass up-sampling deconvolutions
+    (3, 1, 1, False),            # post32_to_16 (k3, output_padding 1)
+    (2, 0, 0, True),
+    ((4, 3, 4), (1, 1, 1), (0, 1, 0), True),
+])
+def test_subpixel_transposed_conv_equals_torch(kernel, padding, output_padding, bias):
+    from fast_foundation_stereo_ros.subpixel_deconv import SubPixelConvTranspose3d
+    torch.manual_seed(0)
+    reference = torch.nn.ConvTranspose3d(6, 5, kernel, stride=2, padding=padding,
+                                         output_padding=output_padding, bias=bias)
+    subpixel = SubPixelConvTranspose3d(6, 5, kernel, stride=2, padding=padding,
+                                       output_padding=output_padding, bias=bias)
+    subpixel.load_state_dict(reference.state_dict())
+    assert subpixel._subpixel_applies()
+    volume = torch.randn(2, 6, 5, 7, 9)
+    with torch.no_grad():
+        expected, actual = reference(volume), subpixel(volume)
+    assert actual.shape == expected.shape == (2, 5, 10, 14, 18)
+    assert (actual - expected).abs().max().item() < 1e-5
+
+
+def test_subpixel_transposed_conv_falls_back_where_it_does_not_apply():
+    from fast_foundation_stereo_ros.subpixel_deconv import SubPixelConvTranspose3d
+    torch.manual_seed(1)
+    odd_size = SubPixelConvTranspose3d(3, 2, 3, stride=2, padding=1)      # output 2n - 1
+    assert not odd_size._subpixel_applies()
+    reference = torch.nn.ConvTranspose3d(3, 2, 3, stride=2, padding=1)
+    reference.load_state_dict(odd_size.state_dict())
+    volume = torch.randn(1, 3, 4, 5, 6)
+    with torch.no_grad():
+        assert torch.equal(odd_size(volume), reference(volume))
