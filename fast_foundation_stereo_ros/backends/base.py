@@ -1,6 +1,8 @@
 """The one small interface every inference backend implements."""
 from abc import ABC, abstractmethod
 
+from ..errors import InputError
+
 
 def _round_up(value, multiple):
     return -(-value // multiple) * multiple
@@ -24,6 +26,15 @@ class StereoBackend(ABC):
     @abstractmethod
     def infer(self, left_rgb, right_rgb):
         """Return float32 HxW disparity for two HxWx3 uint8 RGB arrays."""
+
+    def check_input_pair(self, left_rgb, right_rgb):
+        """Refuse images that do not match a fixed input size (camera images must go
+        through StereoPipeline, which fits them)."""
+        height, width = self.input_size
+        for image in (left_rgb, right_rgb):
+            if image.shape != (height, width, 3):
+                raise InputError(f'the {self.name} model takes {width}x{height} RGB images, got shape '
+                                 f'{image.shape}: run it through StereoPipeline, which fits camera images to it')
 
     def warmup(self):
         """Run once on a dummy pair so the first real frame is not slow."""

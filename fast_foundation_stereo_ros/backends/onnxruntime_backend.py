@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, EngineError, InputError
+from ..errors import ConfigError, EngineError
 from ..onnx_export import INPUT_NAMES, OUTPUT_NAME, to_nchw
 from .base import StereoBackend
 
@@ -61,11 +61,7 @@ class OnnxRuntimeBackend(StereoBackend):
         return int(shape[2]), int(shape[3])
 
     def infer(self, left_rgb, right_rgb):
-        height, width = self.input_size
-        for image in (left_rgb, right_rgb):
-            if image.shape != (height, width, 3):
-                raise InputError(f'the ONNX graph takes {width}x{height} RGB images, got shape {image.shape}: '
-                                 'run it through StereoPipeline, which fits camera images to the graph')
+        self.check_input_pair(left_rgb, right_rgb)
         feeds = {INPUT_NAMES[0]: to_nchw(left_rgb), INPUT_NAMES[1]: to_nchw(right_rgb)}
         return self._session.run([OUTPUT_NAME], feeds)[0][0, 0].astype(np.float32, copy=False)
 

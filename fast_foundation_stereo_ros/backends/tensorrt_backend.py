@@ -15,7 +15,7 @@ set_tensor_address).
 import numpy as np
 
 from ..engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
-from ..errors import EngineError, InputError
+from ..errors import EngineError
 from ..onnx_export import INPUT_NAMES, OUTPUT_NAME
 from ..trt_runtime import import_tensorrt, open_cuda, probe_fingerprint
 from .base import StereoBackend
@@ -93,11 +93,7 @@ class TensorRTBackend(StereoBackend):
         self._cuda.launch_graph()
 
     def infer(self, left_rgb, right_rgb):
-        height, width = self.input_size
-        for image in (left_rgb, right_rgb):
-            if image.shape != (height, width, 3):
-                raise InputError(f'the engine takes {width}x{height} RGB images, got shape {image.shape}: '
-                                 'run it through StereoPipeline, which fits camera images to the engine')
+        self.check_input_pair(left_rgb, right_rgb)
         for name, image in zip(INPUT_NAMES, (left_rgb, right_rgb)):
             host, pointer = self._buffers[name]
             host[0] = image.transpose(2, 0, 1)  # HWC uint8 -> CHW in the engine's float dtype

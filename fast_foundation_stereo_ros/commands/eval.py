@@ -7,7 +7,6 @@ Either a predicted disparity file against a ground-truth file (PFM with inf
 import time
 
 import cv2
-import numpy as np
 
 from ..disparity_io import read_disparity
 from ..errors import InputError
