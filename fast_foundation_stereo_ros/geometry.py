@@ -93,11 +93,18 @@ class StereoCamera:
 def correct_disparity(raw_disparity, camera, out=None):
     """x_left - x_right -> DisparityImage disparity; non-finite or <= 0 -> NaN."""
     out = np.subtract(raw_disparity, np.float32(camera.cx_offset), out=out, dtype=np.float32)
-    # NaN stays NaN; d <= 0 has no finite depth, d = +inf would give depth 0
-    invalid = np.less_equal(out, 0)
-    np.logical_or(invalid, np.isposinf(out), out=invalid)
-    np.copyto(out, np.float32(np.nan), where=invalid)
-    return out
+    return invalidate_disparity(out)
+
+
+def invalidate_disparity(disparity):
+    """Set non-finite or <= 0 float32 disparity to NaN, in place; returns it.
+
+    NaN stays NaN; d <= 0 has no finite depth, d = +inf would give depth 0.
+    """
+    invalid = np.less_equal(disparity, 0)
+    np.logical_or(invalid, np.isposinf(disparity), out=invalid)
+    np.copyto(disparity, np.float32(np.nan), where=invalid)
+    return disparity
 
 
 def disparity_to_depth(disparity, camera, depth_range=(0.0, np.inf), out=None):

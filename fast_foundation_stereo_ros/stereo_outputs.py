@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import correct_disparity, disparity_to_depth
+from .geometry import correct_disparity, disparity_to_depth, invalidate_disparity
 from .image_encodings import pair_to_rgb8
 
 
@@ -32,7 +32,7 @@ def compute_outputs(pipeline, left, left_encoding, right, right_encoding, camera
     raw = pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8')
     timings = dict(pipeline.last_timings)
     geometry_start = time.perf_counter()
-    raw = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan).astype(np.float32)
+    raw = invalidate_disparity(raw.astype(np.float32))   # a copy: the backend may keep its output
     depth = None
     if camera is not None:
         disparity = correct_disparity(raw, camera)

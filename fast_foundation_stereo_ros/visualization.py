@@ -1,26 +1,20 @@
 """False-colour images of depth (and any scalar map) for people to look at.
 
-Invalid pixels are black so holes stand out; the colour range comes from the
-valid values (or is given, to compare frames on one scale). Disparity over a
-fixed searched range is coloured by disparity_colormap (as the node does);
-`robust_range` gives a range that fits one image instead.
+The colouring itself is disparity_colormap's (invalid pixels black); this
+adds a range that fits one image (`robust_range`) and depth coloured by its
+inverse.
 """
 import cv2
 import numpy as np
 
-INVALID_COLOUR = (0, 0, 0)
+from .disparity_colormap import colorize_disparity
 
 
 def colorize(values, value_range=None, colormap=cv2.COLORMAP_TURBO):
     """HxW float (NaN invalid) -> HxWx3 uint8 RGB; low values blue, high red."""
     values = np.asarray(values, np.float32)
-    valid = np.isfinite(values)
     low, high = value_range if value_range is not None else robust_range(values)
-    scale = 255.0 / max(high - low, 1e-6)
-    levels = np.clip((np.nan_to_num(values, nan=low) - low) * scale, 0, 255).astype(np.uint8)
-    bgr = cv2.applyColorMap(levels, colormap)
-    bgr[~valid] = INVALID_COLOUR
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    return colorize_disparity(values, low, high, colormap)
 
 
 def colorize_depth(depth, depth_range=None):

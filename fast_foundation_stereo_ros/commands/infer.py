@@ -11,6 +11,7 @@ import numpy as np
 
 from ..disparity_io import disparity_format, write_disparity
 from ..errors import InputError
+from ..pipeline_predictor import load_predictor
 
 
 def register(subparsers):
@@ -47,22 +48,11 @@ def read_rgb(path, name):
     return image
 
 
-def load_predictor(model_path, device):
-    """The object whose `predict(left, right, valid_iters, max_disp)` runs the pair.
-
-    Checkpoints get a StereoModel; .onnx, .engine/.plan and 'sgbm' go through
-    create_backend + StereoPipeline (fitted to the graph size, disparity
-    mapped back to the image size).
-    """
-    from ..pipeline_predictor import load_predictor as load_any
-    return load_any(model_path, device=device)
-
-
 def run(args):
     disparity_format(args.output)  # reject an unknown extension before any work
     left = read_rgb(args.left, 'left')
     right = read_rgb(args.right, 'right')
-    predictor = load_predictor(args.model, args.device)
+    predictor = load_predictor(args.model, device=args.device)
     disparity = predictor.predict(left, right, valid_iters=args.valid_iters, max_disp=args.max_disp)
     write_disparity(args.output, disparity)
     finite = disparity[np.isfinite(disparity)]
