@@ -256,17 +256,19 @@ class BagFrameWriter:
         return self._builder
 
 
-def process_bag(bag_path, output_bag, pipeline, topics=BagTopics(), camera=None, options=BagOptions()):
-    """Run `pipeline` over every stereo set of `bag_path` into `output_bag`.
+def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=None, options=BagOptions()):
+    """Run the pipeline over every stereo set of `bag_path` into `output_bag`.
 
-    `camera` (a StereoCamera from --intrinsics/--calib-*) replaces the bag's
-    camera_info; without it the info topics are required.
+    `make_pipeline()` returns the StereoPipeline; it is called only once the
+    bag's topics and the output path have been checked, so a wrong topic name
+    does not cost a model load first. `camera` (a StereoCamera from
+    --intrinsics/--calib-*) replaces the bag's camera_info; without it the
+    info topics are required.
     """
     if os.path.exists(output_bag) and os.path.realpath(output_bag) == os.path.realpath(bag_path):
         raise InputError(f"output bag '{output_bag}' is the input bag: choose another --output-bag")
     typestore = ros2_typestore()
     factory = MessageFactory(typestore)
-    frame_writer = BagFrameWriter(pipeline, factory, camera, options.avoid_point_cloud_padding)
     stereo_topics = (topics.left, topics.right) if camera is not None else \
         (topics.left, topics.right, topics.left_info, topics.right_info)
     names = output_topics(options.output_namespace)
@@ -274,6 +276,7 @@ def process_bag(bag_path, output_bag, pipeline, topics=BagTopics(), camera=None,
         _check_inputs(reader, topics, names, camera, bag_path)
         storage = options.output_storage or input_storage(bag_path)
         with staged_bag_path(output_bag, options.overwrite) as stage_path:
+            frame_writer = BagFrameWriter(make_pipeline(), factory, camera, options.avoid_point_cloud_padding)
             with Writer(stage_path, version=9, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
                 copies = copy_connections(reader, writer, typestore)
                 outputs = {key: writer.add_connection(topic, _OUTPUT_TYPES[key], typestore=typestore)

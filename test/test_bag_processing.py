@@ -137,6 +137,15 @@ def test_missing_topics_are_named_with_what_the_bag_has(tmp_path, capsys, scenes
     assert not (tmp_path / 'out').exists()
 
 
+def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1])
+    # the model path is wrong too: the topic error must come first, without loading anything
+    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
+                           '--model', str(tmp_path / 'missing.onnx')], 'has no topic /cam/left')
+    assert not (tmp_path / 'out').exists()
+
+
 def test_missing_camera_info(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1], with_infos=False)

@@ -78,8 +78,7 @@ def _run_bag(args):
                          output_storage=args.output_storage,
                          avoid_point_cloud_padding=args.avoid_point_cloud_padding,
                          show_progress=not args.no_progress)
-    pipeline = build_pipeline(args)
-    summary = process_bag(args.bag, output_bag, pipeline, topics, camera, options)
+    summary = process_bag(args.bag, output_bag, lambda: build_pipeline(args), topics, camera, options)
     print(f'wrote {summary.output_bag}: {summary.frames} stereo set(s); {_timing_line(summary.mean_timings)}')
     unmatched = {topic: count for topic, count in summary.unmatched.items() if count}
     if unmatched:
