@@ -33,9 +33,9 @@ setup(
     entry_points={
         'console_scripts': [
             'ffs-stereo = fast_foundation_stereo_ros.cli:main',
-            'stereo_node = fast_foundation_stereo_ros.stereo_node:main',
+            'stereo_node = fast_foundation_stereo_ros.ros.stereo_node:main',
             'build_engine = fast_foundation_stereo_ros.commands.build_engine:main',
-            'scene_publisher = fast_foundation_stereo_ros.scene_publisher:main',
+            'scene_publisher = fast_foundation_stereo_ros.ros.scene_publisher:main',
         ],
     },
 )

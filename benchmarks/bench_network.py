@@ -90,7 +90,7 @@ def run_worker(options):
     import numpy as np
     import torch
     sys.path.insert(0, REPO_ROOT)
-    from fast_foundation_stereo_ros.inference import load_model
+    from fast_foundation_stereo_ros.loading.stereo_model import load_model
     variant, height, width, out_prefix = options.worker
     torch.set_num_threads(options.threads)
     model = load_model(options.model, device='cpu')

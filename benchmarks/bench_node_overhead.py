@@ -39,11 +39,11 @@ DDS_ENVIRONMENT = {
 os.environ.update(DDS_ENVIRONMENT)   # before the first participant of this process
 
 from fast_foundation_stereo_ros.backends import create_backend  # noqa: E402
-from fast_foundation_stereo_ros.frame_processor import (FrameProcessor, GeometryOptions, OutputRequest,  # noqa: E402
-                                                        StereoFrame)
-from fast_foundation_stereo_ros.pipeline import StereoPipeline  # noqa: E402
-from fast_foundation_stereo_ros.scene_publisher import stereo_messages  # noqa: E402
-from fast_foundation_stereo_ros.synthetic import make_scene  # noqa: E402
+from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene  # noqa: E402
+from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline  # noqa: E402
+from fast_foundation_stereo_ros.ros.frame_processor import (FrameProcessor, GeometryOptions,  # noqa: E402
+                                                            OutputRequest, StereoFrame)
+from fast_foundation_stereo_ros.ros.scene_publisher import stereo_messages  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))
 REQUEST = OutputRequest(disparity=True, depth=True, points=True)
@@ -120,18 +120,18 @@ def print_overhead(row):
 
 def end_to_end(width, height, frames, rate, domain):
     import rclpy
+    from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from builtin_interfaces.msg import Time
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from fast_foundation_stereo_ros.scene_publisher import STEREO_TOPICS
+    from fast_foundation_stereo_ros.ros.scene_publisher import STEREO_TOPICS
 
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), MALLOC_MMAP_THRESHOLD_='33554432',
                MALLOC_TRIM_THRESHOLD_='536870912')
-    node = subprocess.Popen([sys.executable, '-m', 'fast_foundation_stereo_ros.stereo_node', '--ros-args',
+    node = subprocess.Popen([sys.executable, '-m', 'fast_foundation_stereo_ros.ros.stereo_node', '--ros-args',
                              '-p', 'model:=sgbm', '-p', f'max_disp:={MAX_DISP}', '-p', 'log_period:=0.0',
                              '-p', 'diagnostics_period:=0.5'],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -12,7 +12,7 @@ def load_model(path, device='cpu'):
     Returns a `StereoModel` whose `predict(left, right, valid_iters=None,
     max_disp=None)` maps two HxWx3 uint8 RGB images to float32 disparity.
     """
-    from .inference import load_model as _load_model
+    from .loading.stereo_model import load_model as _load_model
     return _load_model(path, device=device)
 
 

@@ -39,12 +39,12 @@ def create_backend(model_path, backend='auto', device='cpu', max_disp=192, valid
         from .sgbm import SGBMBackend
         return SGBMBackend(max_disp=max_disp)
     if kind == 'tensorrt':
-        from .tensorrt_backend import TensorRTBackend
+        from .tensorrt import TensorRTBackend
         return TensorRTBackend(model_path)
     if kind == 'onnxruntime':
-        from .onnxruntime_backend import OnnxRuntimeBackend
+        from .onnx_runtime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(model_path, device=device)
-    from .torch_backend import TorchBackend
+    from .pytorch import TorchBackend
     return TorchBackend(model_path, device=device, max_disp=max_disp, valid_iters=valid_iters)
 
 

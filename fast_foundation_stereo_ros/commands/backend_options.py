@@ -2,8 +2,8 @@
 import sys
 
 from ..backends import BACKEND_NAMES, backend_kind, create_backend
-from ..image_fitting import FIT_MODES
-from ..pipeline import StereoPipeline
+from ..pipeline.image_fitting import FIT_MODES
+from ..pipeline.stereo_pipeline import StereoPipeline
 
 SGBM_NOTICE = ('no checkpoint given: using the classical OpenCV SGBM backend (not Fast-FoundationStereo); '
                'pass --model PATH (.pth, .onnx, .engine) to run the network')

@@ -53,7 +53,7 @@ def percentile(values, fraction):
 
 def time_pipeline(backend, left, right, runs, warmup):
     """{'total': [s...], 'convert': [...], 'infer': [...], 'restore': [...]} over `runs` calls."""
-    from ..pipeline import StereoPipeline
+    from ..pipeline.stereo_pipeline import StereoPipeline
     pipeline = StereoPipeline(backend)
     for _ in range(warmup):
         pipeline.compute(left, right)
@@ -94,12 +94,12 @@ class _Bench:
             raise ConfigError('no --model given')
 
     def _make_pytorch(self, size):
-        from ..backends.torch_backend import TorchBackend
+        from ..backends.pytorch import TorchBackend
         self._needs_model()
         return TorchBackend(self.args.model, 'cpu', self.args.max_disp, self.args.valid_iters)
 
     def _onnx_for(self, size):
-        from ..onnx_export import export_onnx, load_for_export
+        from ..export.onnx_export import export_onnx, load_for_export
         path = os.path.join(self.workdir, f'ffs_{size[0]}x{size[1]}.onnx')
         if not os.path.exists(path):
             self._needs_model()
@@ -112,14 +112,14 @@ class _Bench:
         return path
 
     def _make_onnxruntime(self, size):
-        from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+        from ..backends.onnx_runtime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(self._onnx_for(size), 'cpu', threads=self.args.threads)
 
     def _make_tensorrt(self, size):
-        from ..trt_runtime import import_tensorrt
+        from ..backends.tensorrt_runtime import import_tensorrt
         import_tensorrt()  # skip before exporting anything when TensorRT is missing
-        from ..backends.tensorrt_backend import TensorRTBackend
-        from ..engine_builder import build_engine
+        from ..backends.tensorrt import TensorRTBackend
+        from ..export.engine_builder import build_engine
         start = time.perf_counter()
         engine, _ = build_engine(self._onnx_for(size), self.workdir, log=lambda line: None)
         self.prepare_seconds[('tensorrt build', size)] = time.perf_counter() - start
@@ -129,7 +129,8 @@ class _Bench:
 def run_benchmark(args, log=print):
     """[(backend, size, samples or skip reason, description)] for every backend and size."""
     import torch
-    from ..onnx_export import verification_pair
+
+    from ..export.onnx_export import verification_pair
     torch.set_num_threads(args.threads)
     sizes = parse_sizes(args.sizes)
     kinds = [kind.strip() for kind in args.backends.split(',') if kind.strip()]

@@ -5,7 +5,7 @@ the GPU model and TensorRT version they were built with.
 """
 import sys
 
-from ..engine_sidecar import PRECISIONS
+from ..backends.engine_sidecar import PRECISIONS
 
 
 def register(subparsers):
@@ -33,7 +33,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..engine_builder import build_engine
+    from ..export.engine_builder import build_engine
     engine_path, _ = build_engine(args.model, args.output, args.height, args.width, args.max_disp,
                                   args.valid_iters, args.precision, args.workspace, args.timing_cache)
     print(engine_path)

@@ -16,8 +16,8 @@ def register(subparsers):
 
 
 def run(args):
-    from ..checkpoint import instantiate_network, read_checkpoint
-    from ..native_format import save_native
+    from ..loading.checkpoint import instantiate_network, read_checkpoint
+    from ..loading.native_format import save_native
     checkpoint = read_checkpoint(args.model)
     # Build once so a layout we cannot run is refused before anything is written.
     network = instantiate_network(checkpoint.manifest, checkpoint.state_dict, checkpoint.args)

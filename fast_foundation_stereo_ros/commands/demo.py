@@ -9,16 +9,16 @@ import time
 import cv2
 import numpy as np
 
-from ..disparity_colormap import colorize_disparity
-from ..disparity_io import write_disparity
-from ..file_io import atomic_directory
-from ..geometry import PointProjector
-from ..metrics import evaluate_regions, format_table
-from ..offline_runner import write_rgb_png
-from ..point_cloud_io import write_ply
-from ..stereo_outputs import compute_outputs
-from ..synthetic import SCENE_KINDS, make_scene
-from ..visualization import colorize_depth
+from ..files.atomic import atomic_directory
+from ..files.colormap import colorize_disparity
+from ..files.disparity_files import write_disparity
+from ..files.ply import write_ply
+from ..files.visualization import colorize_depth
+from ..geometry.metrics import evaluate_regions, format_table
+from ..geometry.stereo import PointProjector
+from ..geometry.synthetic_scenes import SCENE_KINDS, make_scene
+from ..offline.pairs import write_rgb_png
+from ..pipeline.frame_outputs import compute_outputs
 from .backend_options import add_backend_arguments, build_pipeline
 
 

@@ -8,10 +8,10 @@ import time
 
 import cv2
 
-from ..disparity_io import read_disparity
 from ..errors import InputError
-from ..metrics import evaluate_regions, format_table
-from ..synthetic import SCENE_KINDS, make_scene
+from ..files.disparity_files import read_disparity
+from ..geometry.metrics import evaluate_regions, format_table
+from ..geometry.synthetic_scenes import SCENE_KINDS, make_scene
 from .backend_options import add_backend_arguments, build_pipeline
 
 

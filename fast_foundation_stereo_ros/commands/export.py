@@ -1,5 +1,5 @@
 """`ffs-stereo export`: checkpoint -> one verified ONNX graph for a fixed size."""
-from ..onnx_export import DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, TOLERANCE_PX
+from ..export.onnx_export import DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, TOLERANCE_PX
 
 
 def register(subparsers):
@@ -24,7 +24,7 @@ def register(subparsers):
 
 
 def run(args):
-    from ..onnx_export import export_onnx
+    from ..export.onnx_export import export_onnx
     result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
                          args.opset, verify=True, tolerance=args.tolerance)
     print(f'wrote {result.path} (export {result.export_seconds:.1f} s, verification '

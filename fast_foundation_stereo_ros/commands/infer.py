@@ -9,9 +9,9 @@ import os
 import cv2
 import numpy as np
 
-from ..disparity_io import disparity_format, write_disparity
 from ..errors import InputError
-from ..pipeline_predictor import load_predictor
+from ..files.disparity_files import disparity_format, write_disparity
+from ..pipeline.predictor import load_predictor
 
 
 def register(subparsers):

@@ -2,9 +2,9 @@
 import os
 import sys
 
-from ..bag_processing import BagOptions, BagTopics, first_image_size, process_bag
 from ..errors import InputError
-from ..offline_runner import DISPARITY_FORMATS, OfflineOptions, list_image_pairs, load_camera, run_pairs
+from ..offline.bags import BagOptions, BagTopics, first_image_size, process_bag
+from ..offline.pairs import DISPARITY_FORMATS, OfflineOptions, list_image_pairs, load_camera, run_pairs
 from .backend_options import add_backend_arguments, build_pipeline
 
 

@@ -1,0 +1,123 @@
+"""TensorRT engine backend: one fixed-size engine, one CUDA stream, optional CUDA graph.
+
+The engine is only deserialized after its sidecar says it was built for this
+GPU, compute capability and TensorRT version and its size/SHA-256 match
+(engine_sidecar): a foreign or truncated engine is refused
+with the rebuild command instead of crashing inside TensorRT.
+
+Input normalisation is inside the graph, so the host only lays out the two
+uint8 images as 1x3xHxW floats 0..255.
+
+UNVERIFIED ON A GPU in the session that wrote it (no TensorRT there):
+written against the documented TensorRT 10 API (execute_async_v3 with
+set_tensor_address).
+"""
+import numpy as np
+
+from ..errors import EngineError
+from ..export.onnx_export import INPUT_NAMES, OUTPUT_NAME
+from .base import StereoBackend
+from .engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
+from .tensorrt_runtime import import_tensorrt, open_cuda, probe_fingerprint
+
+
+class TensorRTBackend(StereoBackend):
+    name = 'tensorrt'
+    size_multiple = 32
+
+    def __init__(self, path, device=0, cuda_graph=False, verify_hash=True):
+        self.path = str(path)
+        # file and sidecar checks need no GPU: a missing or corrupt engine is
+        # reported as such even on a machine without TensorRT
+        self.sidecar = read_sidecar(self.path)
+        check_engine_file(self.path, self.sidecar, verify_hash)
+        trt = import_tensorrt()
+        check_fingerprint(self.path, self.sidecar, probe_fingerprint(device))
+        self.input_size = (int(self.sidecar['height']), int(self.sidecar['width']))
+        self.max_disparity = float(self.sidecar['max_disp'])
+        self._cuda = open_cuda(device)
+        self._buffers = {}  # name -> (host array, device pointer)
+        try:
+            self._engine = self._deserialize(trt)
+            self._context = self._engine.create_execution_context()
+            self._bind_tensors(trt)
+        except BaseException:
+            self.close()
+            raise
+        self._use_graph = bool(cuda_graph) and self._cuda.supports_graphs
+        self._graph_captured = False
+
+    def _deserialize(self, trt):
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        with open(self.path, 'rb') as stream:
+            engine = self._runtime.deserialize_cuda_engine(stream.read())
+        if engine is None:
+            refuse_engine(self.path, 'TensorRT could not deserialize it (see its log above)', self.sidecar)
+        return engine
+
+    def _bind_tensors(self, trt):
+        """Allocate one host/device buffer pair per I/O tensor and bind the device side."""
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        expected = set(INPUT_NAMES) | {OUTPUT_NAME}
+        if set(names) != expected:
+            refuse_engine(self.path, f'its I/O tensors are {sorted(names)}, expected {sorted(expected)}',
+                          self.sidecar)
+        recorded = {t['name']: t['shape'] for t in self.sidecar['inputs'] + self.sidecar['outputs']}
+        for name in names:
+            shape = tuple(int(size) for size in self._engine.get_tensor_shape(name))
+            if list(shape) != list(recorded.get(name, [])):
+                refuse_engine(self.path, f"tensor '{name}' has shape {list(shape)} but the sidecar records "
+                                         f'{recorded.get(name)}', self.sidecar)
+            dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
+            host = self._cuda.host_array(shape, dtype)
+            pointer = self._cuda.alloc(host.nbytes)
+            self._buffers[name] = (host, pointer)
+            self._context.set_tensor_address(name, pointer)
+
+    def _enqueue(self):
+        if not self._context.execute_async_v3(self._cuda.stream_handle):
+            raise EngineError(f"TensorRT failed to run '{self.path}' (see its log above)")
+
+    def _execute(self):
+        if not self._use_graph:
+            self._enqueue()
+            return
+        if not self._graph_captured:
+            # TensorRT needs one ordinary enqueue before capture (deferred
+            # resource updates), then the whole engine is replayed as a graph.
+            self._enqueue()
+            self._cuda.synchronize()
+            self._cuda.capture_graph(self._enqueue)
+            self._graph_captured = True
+        self._cuda.launch_graph()
+
+    def infer(self, left_rgb, right_rgb):
+        self.check_input_pair(left_rgb, right_rgb)
+        for name, image in zip(INPUT_NAMES, (left_rgb, right_rgb)):
+            host, pointer = self._buffers[name]
+            host[0] = image.transpose(2, 0, 1)  # HWC uint8 -> CHW in the engine's float dtype
+            self._cuda.to_device(pointer, host)
+        self._execute()
+        host, pointer = self._buffers[OUTPUT_NAME]
+        self._cuda.to_host(host, pointer)
+        self._cuda.synchronize()
+        return host[0, 0].astype(np.float32, copy=True)
+
+    def close(self):
+        cuda = getattr(self, '_cuda', None)
+        if cuda is None:
+            return
+        for _, pointer in self._buffers.values():
+            cuda.free(pointer)
+        self._buffers = {}
+        # Release TensorRT objects before the stream/context they ran on.
+        self._context = self._engine = self._runtime = None
+        cuda.close()
+        self._cuda = None
+
+    def describe(self):
+        height, width = self.input_size
+        return (f"tensorrt ({width}x{height}, {self.sidecar['precision']}, max_disp "
+                f"{self.sidecar['max_disp']}, {self.sidecar['valid_iters']} iterations, "
+                f"TensorRT {self.sidecar['tensorrt_version']})")

@@ -1,0 +1,295 @@
+"""Whole-network ONNX export for one fixed size, verified against PyTorch.
+
+One graph holds everything from raw 0..255 RGB to full-resolution disparity:
+normalisation, features, both cost volumes, aggregation, `valid_iters`
+unrolled GRU steps and the learned upsampling. H, W, max_disp and
+valid_iters are baked in (TensorRT builds fastest engines for static shapes,
+and the loop must be unrolled anyway).
+
+Exporter: torch 2.13 still ships the TorchScript-based exporter
+(`dynamo=False`). The dynamo exporter is not used: with the pinned
+onnxscript 0.5.6 it fails to import on torch 2.13, and the design notes it
+cannot lower adaptive_max_pool2d. The legacy exporter traces, so Python-int
+settings become constants, which is exactly the fixed-settings graph we want.
+
+Every export is checked before it is kept (written atomically, so a failed
+export leaves no file): TensorRT op support, onnx.checker, then ONNX Runtime
+CPU against the PyTorch network on a synthetic textured pair.
+"""
+import contextlib
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError, EngineError
+from ..files.atomic import atomic_path
+from .tensorrt_ops import assert_trt_compatible
+
+INPUT_NAMES = ('left', 'right')
+OUTPUT_NAME = 'disparity'
+SIZE_MULTIPLE = 32
+DEFAULT_OPSET = 17
+DEFAULT_MAX_DISP = 192     # the official demo's runtime setting (training used 416)
+DEFAULT_VALID_ITERS = 8    # the released checkpoints' pickled setting
+TOLERANCE_PX = 0.05
+#: metadata_props keys whose values are integers
+INT_METADATA = ('height', 'width', 'max_disp', 'valid_iters', 'opset')
+
+
+@dataclass(frozen=True)
+class Verification:
+    max_abs: float
+    mean_abs: float
+    tolerance: float
+    seconds: float
+
+    @property
+    def passed(self):
+        return self.max_abs <= self.tolerance
+
+    def summary(self):
+        verdict = 'OK' if self.passed else 'FAILED'
+        return (f'ONNX Runtime vs PyTorch: max abs {self.max_abs:.5f} px, mean abs {self.mean_abs:.5f} px '
+                f'(tolerance {self.tolerance} px) {verdict}')
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: str
+    metadata: dict
+    op_counts: dict
+    export_seconds: float
+    verification: Verification = None
+
+
+def check_export_size(height, width):
+    """Raise ConfigError unless H and W are positive multiples of 32."""
+    if height <= 0 or width <= 0 or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        def up(value):
+            return max(SIZE_MULTIPLE, -(-value // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        raise ConfigError(f'--height/--width must be positive multiples of {SIZE_MULTIPLE} (the network '
+                          f'downsamples by 32), got {height}x{width}; e.g. --height {up(height)} '
+                          f'--width {up(width)} (camera images are resized/padded to it at run time)')
+
+
+def load_for_export(model):
+    """A StereoModel from a path (loaded on CPU) or an already loaded one."""
+    if isinstance(model, (str, bytes)) or hasattr(model, '__fspath__'):
+        from ..loading.stereo_model import load_model
+        return load_model(model, device='cpu')
+    return model
+
+
+def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_iters=DEFAULT_VALID_ITERS,
+                opset=DEFAULT_OPSET, verify=True, tolerance=TOLERANCE_PX, log=print):
+    """Export `model` (checkpoint path or StereoModel) to `output`; return an ExportResult.
+
+    Raises ConfigError for bad settings and EngineError when the graph cannot
+    go to TensorRT or does not reproduce PyTorch within `tolerance` pixels.
+    """
+    if not str(output).lower().endswith('.onnx'):
+        raise ConfigError(f"--output must end with .onnx (the backend is chosen by extension), got '{output}'")
+    check_export_size(height, width)
+    if int(valid_iters) < 1:
+        raise ConfigError(f'--valid-iters must be >= 1, got {valid_iters}')
+    stereo = load_for_export(model)
+    _check_max_disp(stereo.network, max_disp)
+    metadata = export_metadata(stereo, model, height, width, max_disp, valid_iters, opset)
+    with atomic_path(output) as tmp:
+        start = time.perf_counter()
+        graph = trace_to_onnx(stereo.network, tmp, height, width, max_disp, valid_iters, opset)
+        _set_metadata(graph, metadata)
+        _declare_output_shape(graph, height, width)
+        assert_trt_compatible(graph, log)
+        _save_and_check(graph, tmp)
+        seconds = time.perf_counter() - start
+        log(f'exported {height}x{width}, max_disp {max_disp}, {valid_iters} iterations: '
+            f'{len(graph.graph.node)} nodes in {seconds:.1f} s')
+        verification = None
+        if verify:
+            verification = verify_onnx(tmp, stereo.network, height, width, max_disp, valid_iters, tolerance)
+            log(verification.summary())
+            if not verification.passed:
+                raise EngineError(f'the exported graph does not reproduce PyTorch: {verification.summary()}; '
+                                  'no ONNX file was written')
+    return ExportResult(str(output), metadata, op_counts(graph), seconds, verification)
+
+
+def _check_max_disp(network, max_disp):
+    check = getattr(network, 'check_max_disp', None)
+    if check is not None:
+        check(max_disp)
+    elif int(max_disp) <= 0 or int(max_disp) % 4:
+        raise ConfigError(f'--max-disp must be a positive multiple of 4, got {max_disp}')
+
+
+def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset):
+    """String metadata_props stored in the graph (read back by `read_metadata`)."""
+    args = getattr(stereo, 'args', None) or {}
+    normalize = getattr(stereo.network, 'normalize', args.get('normalize'))
+    source_model = os.path.abspath(source) if isinstance(source, str) else getattr(stereo, 'path', '')
+    return {
+        'producer': 'fast_foundation_stereo_ros',
+        'package_version': __version__,
+        'height': str(height), 'width': str(width),
+        'max_disp': str(max_disp), 'valid_iters': str(valid_iters),
+        'opset': str(opset),
+        'normalize': str(bool(normalize)).lower() if normalize is not None else 'unknown',
+        'source_sha256': str(getattr(stereo, 'source_sha256', '') or ''),
+        # for a native model directory: the SHA-256 of the .pth it was converted from
+        'origin_sha256': str(getattr(stereo, 'origin_sha256', '') or ''),
+        'source_model': str(source_model or ''),
+        'input_format': 'left/right: 1x3xHxW float32 RGB 0..255 (normalised inside the graph)',
+        'output_format': 'disparity: 1x1xHxW float32, left-image pixels at input size',
+    }
+
+
+def read_metadata(model_or_path):
+    """metadata_props of an ONNX file or ModelProto as a dict, integers parsed."""
+    import onnx
+    model = model_or_path
+    if not isinstance(model_or_path, onnx.ModelProto):
+        try:
+            model = onnx.load(model_or_path, load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+            raise EngineError(f"cannot read ONNX file '{model_or_path}': {exc}") from None
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    for key in INT_METADATA:
+        if props.get(key, '').isdigit():
+            props[key] = int(props[key])
+    return props
+
+
+def _set_metadata(graph, metadata):
+    import onnx
+    onnx.helper.set_model_props(graph, metadata)
+
+
+def _declare_output_shape(graph, height, width):
+    """The tracer leaves the output dims symbolic; state the static 1x1xHxW shape."""
+    dims = graph.graph.output[0].type.tensor_type.shape.dim
+    for dim, size in zip(dims, (1, 1, height, width)):
+        dim.Clear()
+        dim.dim_value = size
+
+
+def _save_and_check(graph, path):
+    import onnx
+    onnx.save(graph, path)
+    try:
+        onnx.checker.check_model(path, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise EngineError(f'onnx.checker rejected the exported graph: {exc}') from None
+
+
+def op_counts(graph):
+    counts = {}
+    for node in graph.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+# --- tracing ----------------------------------------------------------------------------------
+
+def _fixed_settings_module(network, valid_iters, max_disp):
+    """nn.Module with forward(left, right) calling `network` with baked-in settings."""
+    import torch
+
+    class FixedSettings(torch.nn.Module):
+        # The attribute name sets the node scope '/network/...' that
+        # precision_rules.NETWORK_SCOPE relies on.
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, left, right):
+            return self.network(left, right, int(valid_iters), int(max_disp))
+    return FixedSettings().eval()
+
+
+@contextlib.contextmanager
+def _export_mode(network):
+    """Export the exportable ("fast") formulation in float32, restoring the settings after."""
+    saved = {key: getattr(network, key) for key in ('formulation', 'mixed_precision') if hasattr(network, key)}
+    for key, value in (('formulation', 'fast'), ('mixed_precision', False)):
+        if key in saved:
+            setattr(network, key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(network, key, value)
+
+
+def trace_to_onnx(network, path, height, width, max_disp, valid_iters, opset=DEFAULT_OPSET):
+    """torch.onnx.export (TorchScript exporter) of the fixed-settings network; returns the ModelProto."""
+    import onnx
+    import torch
+    generator = torch.Generator().manual_seed(0)
+    left = torch.rand(1, 3, height, width, generator=generator) * 255.0
+    right = torch.rand(1, 3, height, width, generator=generator) * 255.0
+    network = network.eval()
+    if next(network.parameters()).device.type != 'cpu':
+        raise ConfigError('export the network from a CPU-loaded model (load_model(path, device="cpu"))')
+    wrapper = _fixed_settings_module(network, valid_iters, max_disp)
+    with _export_mode(network), torch.no_grad(), warnings.catch_warnings():
+        # The exporter's deprecation notice and TracerWarnings about Python
+        # ints are expected here (the settings are meant to be constants).
+        warnings.simplefilter('ignore')
+        try:
+            torch.onnx.export(wrapper, (left, right), path, dynamo=False, opset_version=int(opset),
+                              input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                              do_constant_folding=True, export_params=True)
+        except Exception as exc:  # noqa: BLE001 - report any exporter failure as one line
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
+            raise EngineError(f'torch.onnx.export failed: {type(exc).__name__}: {first_line}') from exc
+    return onnx.load(path)
+
+
+# --- verification -----------------------------------------------------------------------------
+
+def verification_pair(height, width, seed=0):
+    """A deterministic textured stereo pair (HxWx3 uint8 RGB each) with real parallax."""
+    from ..geometry.synthetic_scenes import make_scene
+    scene = make_scene('mixed', width=width, height=height, seed=seed)
+    return scene.left, scene.right
+
+
+def to_nchw(image):
+    """HxWx3 uint8 RGB -> 1x3xHxW float32 0..255, the graph's input layout."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def run_torch(network, left, right, valid_iters, max_disp):
+    import torch
+    with _export_mode(network), torch.no_grad():
+        output = network(torch.from_numpy(to_nchw(left)), torch.from_numpy(to_nchw(right)),
+                         int(valid_iters), int(max_disp))
+    return output[0, 0].numpy()
+
+
+def ort_cpu_session(path, threads=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+
+
+def verify_onnx(path, network, height, width, max_disp, valid_iters, tolerance=TOLERANCE_PX):
+    """Max/mean abs disparity difference between ONNX Runtime (CPU) and PyTorch."""
+    start = time.perf_counter()
+    left, right = verification_pair(height, width)
+    expected = run_torch(network, left, right, valid_iters, max_disp)
+    session = ort_cpu_session(path)
+    found = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: to_nchw(left), INPUT_NAMES[1]: to_nchw(right)})[0][0, 0]
+    difference = np.abs(found.astype(np.float64) - expected.astype(np.float64))
+    if not np.all(np.isfinite(difference)):
+        return Verification(float('inf'), float('inf'), tolerance, time.perf_counter() - start)
+    return Verification(float(difference.max()), float(difference.mean()), tolerance,
+                        time.perf_counter() - start)

@@ -1,0 +1,88 @@
+"""Atomic output files: write to a temporary name, then rename.
+
+A failed or interrupted write never leaves a half-written file and never
+replaces a good file that was already there.
+"""
+import contextlib
+import os
+import tempfile
+
+from ..errors import InputError
+
+
+def check_writable_dir(directory):
+    """Raise InputError unless `directory` exists (or can be made) and is writable."""
+    directory = directory or '.'
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder '{directory}': {exc.strerror}; "
+                         'choose a writable location with --output') from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"output folder '{directory}' is not writable: choose another with --output "
+                         'or fix its permissions')
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` on success."""
+    directory, name = os.path.split(os.path.abspath(path))
+    check_writable_dir(directory)
+    stem, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        # mkstemp creates 0600 files; give the result the usual umask-based mode
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yield a temporary directory beside `path`; it replaces `path` on success.
+
+    An existing `path` is moved aside only once the new content is complete,
+    and restored if the final rename fails.
+    """
+    parent, name = os.path.split(os.path.abspath(path))
+    check_writable_dir(parent)
+    tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
+        backup = None
+        if os.path.exists(path):
+            backup = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.old', dir=parent)
+            os.rmdir(backup)
+            os.replace(path, backup)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if backup:
+                os.replace(backup, path)
+            raise
+        if backup:
+            _remove_tree(backup)
+    except BaseException:
+        _remove_tree(tmp)
+        raise
+
+
+def _read_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# read once at import: os.umask() is process-wide, so probing it later could race other threads
+_UMASK = _read_umask()
+
+
+def _remove_tree(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,159 @@
+"""Rectified stereo intrinsics from files: FFS K.txt, ROS calibration YAML, bag camera_info.
+
+Everything returns a geometry.StereoCamera. Malformed input raises
+InputError naming the file and what to fix.
+"""
+import numpy as np
+import yaml
+
+from ..errors import InputError
+from .stereo import StereoCamera
+
+# ----------------------------------------------------------------- K.txt --
+
+def camera_from_k_txt(path, width, height):
+    """StereoCamera from the Fast-FoundationStereo `K.txt` format.
+
+    Line 1: the 9 numbers of the 3x3 intrinsic matrix K, row-major (of the
+    rectified left image). Line 2: the baseline in metres. The file holds no
+    image size, so the caller passes the size of the images it belongs to.
+    """
+    lines = [line.split() for line in _read_text(path, 'intrinsics').splitlines() if line.strip()]
+    fix = ("K.txt must hold two lines: the 9 numbers of K (row-major 'fx 0 cx 0 fy cy 0 0 1') "
+           'and the baseline in metres')
+    if len(lines) < 2 or len(lines[0]) != 9 or len(lines[1]) != 1:
+        raise InputError(f"'{path}' is not a K.txt file: {fix}")
+    try:
+        k = np.array([float(value) for value in lines[0]]).reshape(3, 3)
+        baseline = float(lines[1][0])
+    except ValueError as exc:
+        raise InputError(f"'{path}' has a non-numeric value ({exc}): {fix}") from None
+    if not np.all(np.isfinite(k)) or not np.isfinite(baseline):
+        raise InputError(f"'{path}' holds a non-finite value: {fix}")
+    if baseline <= 0:
+        raise InputError(f"'{path}' gives baseline {baseline:g} m: the second line must be the positive "
+                         'distance between the camera centres in metres (e.g. 0.12)')
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise InputError(f"'{path}' has focal lengths fx={k[0, 0]:g}, fy={k[1, 1]:g}: K's first line must "
+                         "be 'fx 0 cx 0 fy cy 0 0 1' with positive fx and fy")
+    return _camera(path, width=width, height=height, fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2],
+                   baseline=baseline)
+
+
+# ------------------------------------------------------ calibration YAML --
+
+def camera_from_calibration_yaml(left_path, right_path):
+    """StereoCamera from a camera_calibration / camera_info_manager YAML pair.
+
+    The rectified geometry comes from each file's projection_matrix: focal
+    length and principal points from both, baseline from the right file's
+    P[3] = -fx * baseline.
+    """
+    left = _calibration(left_path)
+    right = _calibration(right_path)
+    if (left['width'], left['height']) != (right['width'], right['height']):
+        raise InputError(f"'{left_path}' is for {left['width']}x{left['height']} images but '{right_path}' "
+                         f"for {right['width']}x{right['height']}: use the two files of one stereo calibration")
+    if right['p'][3] == 0:
+        raise InputError(f"'{right_path}' has projection_matrix P[3] = 0, so the baseline is zero: pass the "
+                         'RIGHT camera file of a stereo calibration (its P[3] is -fx * baseline) as the right '
+                         'calibration, not a monocular calibration or the left file')
+    try:
+        return StereoCamera.from_projections(left['p'], right['p'], left['width'], left['height'])
+    except InputError as exc:
+        raise InputError(f"calibration '{left_path}' + '{right_path}': {exc}") from None
+
+
+def _calibration(path):
+    text = _read_text(path, 'calibration')
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"'{path}' is not valid YAML ({str(exc).splitlines()[0]}): give a "
+                         'camera_calibration YAML file') from None
+    if not isinstance(data, dict):
+        raise InputError(f"'{path}' is not a camera calibration: expected keys image_width, image_height, "
+                         'camera_matrix, projection_matrix')
+    missing = [key for key in ('image_width', 'image_height', 'projection_matrix') if key not in data]
+    if missing:
+        raise InputError(f"'{path}' lacks {', '.join(missing)}: give the camera_calibration YAML "
+                         '(camera_info_manager format) of the rectified camera')
+    try:
+        width, height = int(data['image_width']), int(data['image_height'])
+    except (TypeError, ValueError):
+        raise InputError(f"'{path}' has a non-integer image_width/image_height") from None
+    return {'width': width, 'height': height,
+            'p': _matrix(path, data['projection_matrix'], 'projection_matrix', 3, 4)}
+
+
+def _matrix(path, entry, name, rows, cols):
+    """The `data` list of a {rows, cols, data} YAML matrix, checked."""
+    fix = f'{name} must be {{rows: {rows}, cols: {cols}, data: [{rows * cols} numbers]}}'
+    if not isinstance(entry, dict) or 'data' not in entry:
+        raise InputError(f"'{path}': {fix}")
+    if (entry.get('rows', rows), entry.get('cols', cols)) != (rows, cols):
+        raise InputError(f"'{path}': {name} is {entry.get('rows')}x{entry.get('cols')}; {fix}")
+    try:
+        values = [float(value) for value in entry['data']]
+    except (TypeError, ValueError):
+        raise InputError(f"'{path}': {name} has non-numeric data; {fix}") from None
+    if len(values) != rows * cols or not np.all(np.isfinite(values)):
+        raise InputError(f"'{path}': {name} has {len(values)} values; {fix}")
+    return values
+
+
+# ----------------------------------------------------------- camera_info --
+
+def camera_from_infos(left_info, right_info, source='camera_info'):
+    """StereoCamera from two CameraInfo-like messages (fields width, height, p).
+
+    Works for rclpy and rosbags messages alike; `source` names where they
+    came from in error messages.
+    """
+    for side, info in (('left', left_info), ('right', right_info)):
+        if not np.any(np.asarray(info.p, dtype=np.float64)):
+            raise InputError(f'{side} camera_info in {source} has an all-zero projection matrix P: the '
+                             'camera was not calibrated; record rectified camera_info or pass --intrinsics')
+    if (left_info.width, left_info.height) != (right_info.width, right_info.height):
+        raise InputError(f'{source}: left camera_info is {left_info.width}x{left_info.height} but right is '
+                         f'{right_info.width}x{right_info.height}: record the infos of one rectified pair')
+    if float(right_info.p[3]) == 0:
+        raise InputError(f'{source}: right camera_info has P[3] = 0, so the baseline is zero; the right '
+                         'info must carry P[3] = -fx * baseline (check the info topics are not swapped)')
+    try:
+        return StereoCamera.from_projections(left_info.p, right_info.p, left_info.width, left_info.height)
+    except InputError as exc:
+        raise InputError(f'{source}: {exc}') from None
+
+
+def camera_from_bag(bag_path, left_info_topic, right_info_topic):
+    """StereoCamera from the first camera_info pair recorded in a rosbag2."""
+    from ..offline.bags import first_camera_infos  # bag reading lives there
+    left_info, right_info = first_camera_infos(bag_path, left_info_topic, right_info_topic)
+    return camera_from_infos(left_info, right_info, source=f"bag '{bag_path}'")
+
+
+# ---------------------------------------------------------------- helpers --
+
+def check_image_size(camera, width, height, source):
+    """Raise unless the intrinsics belong to images of this size."""
+    if (camera.width, camera.height) != (width, height):
+        raise InputError(f'{source} is for {camera.width}x{camera.height} images but the images are '
+                         f'{width}x{height}: use the calibration of the rectified images you process')
+
+
+def _camera(path, **fields):
+    try:
+        return StereoCamera(**fields)
+    except InputError as exc:
+        raise InputError(f"'{path}': {exc}") from None
+
+
+def _read_text(path, what):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise InputError(f"{what} file '{path}' does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} file '{path}' ({exc}): give a readable text file") from None

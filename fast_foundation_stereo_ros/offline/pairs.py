@@ -1,0 +1,210 @@
+"""Image pairs and folders of pairs through a backend, results to files.
+
+Per pair (named after the left image): disparity in the chosen format, a
+colour-mapped disparity PNG, and with intrinsics the depth (.npy, metres,
+NaN invalid) and a PLY point cloud.
+
+All files of a run are first written to a hidden staging folder inside the
+output folder and moved into place only when every pair succeeded, so a
+failed run leaves existing outputs untouched.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..files.atomic import check_writable_dir
+from ..files.colormap import colorize_disparity
+from ..files.disparity_files import write_disparity
+from ..files.ply import write_ply
+from ..files.progress import ProgressBar
+from ..files.visualization import robust_range
+from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_k_txt, check_image_size
+from ..geometry.stereo import PointProjector
+from ..pipeline.frame_outputs import compute_outputs
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+DISPARITY_FORMATS = ('pfm', 'png', 'npy')
+
+
+@dataclass(frozen=True)
+class OfflineOptions:
+    disparity_format: str = 'pfm'
+    intrinsics: str = None        # FFS K.txt
+    calib_left: str = None        # camera_calibration YAML pair
+    calib_right: str = None
+    write_cloud: bool = True
+    show_progress: bool = True
+
+
+# ----------------------------------------------------------------- inputs --
+
+def read_image(path, side):
+    """Image file -> (array, sensor_msgs encoding); 8-bit colour/grey or 16-bit grey."""
+    if not os.path.isfile(path):
+        raise InputError(f"{side} image '{path}' does not exist: check the path")
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"cannot read {side} image '{path}': it is not an image OpenCV can decode "
+                         '(use PNG, JPEG, PPM/PGM, BMP or TIFF)')
+    if image.ndim == 2:
+        if image.dtype == np.uint16:
+            return image, 'mono16'
+        if image.dtype == np.uint8:
+            return image, 'mono8'
+    elif image.dtype == np.uint8 and image.shape[2] in (3, 4):
+        return image, 'bgr8' if image.shape[2] == 3 else 'bgra8'
+    raise InputError(f"{side} image '{path}' is {image.dtype} with shape {image.shape}: give 8-bit "
+                     'colour/grey or 16-bit grey images')
+
+
+def list_image_pairs(left_dir, right_dir):
+    """[(left, right)] paired by sorted file name; counts must match."""
+    lefts, rights = _images_in(left_dir, 'left'), _images_in(right_dir, 'right')
+    if len(lefts) != len(rights):
+        raise InputError(f"'{left_dir}' holds {len(lefts)} images but '{right_dir}' holds {len(rights)}: "
+                         'give folders with one right image per left image (paired by sorted name)')
+    if not lefts:
+        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in '{left_dir}' and '{right_dir}'")
+    return list(zip(lefts, rights))
+
+
+def _images_in(directory, side):
+    if not os.path.isdir(directory):
+        raise InputError(f"{side} image folder '{directory}' does not exist: check --{side}-dir")
+    names = sorted(name for name in os.listdir(directory) if name.lower().endswith(IMAGE_EXTENSIONS))
+    return [os.path.join(directory, name) for name in names]
+
+
+def output_stems(pairs):
+    """Output name per pair (left file stem); must be unique."""
+    stems = [os.path.splitext(os.path.basename(left))[0] for left, _ in pairs]
+    duplicates = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if duplicates:
+        raise InputError(f"left images share the name stem(s) {', '.join(duplicates)}: their outputs would "
+                         'overwrite each other; rename them')
+    return stems
+
+
+def load_camera(options, width=None, height=None):
+    """StereoCamera from --intrinsics or --calib-left/--calib-right, or None.
+
+    K.txt holds no image size, so it needs `width`/`height`; a calibration
+    YAML pair is checked against them when they are given.
+    """
+    if options.intrinsics and (options.calib_left or options.calib_right):
+        raise InputError('give either --intrinsics K.txt or --calib-left/--calib-right, not both')
+    if options.intrinsics:
+        return camera_from_k_txt(options.intrinsics, width, height)
+    if options.calib_left or options.calib_right:
+        if not (options.calib_left and options.calib_right):
+            raise InputError('--calib-left and --calib-right go together: give both YAML files of the '
+                             'stereo calibration')
+        camera = camera_from_calibration_yaml(options.calib_left, options.calib_right)
+        if width is not None:
+            check_image_size(camera, width, height, f"calibration '{options.calib_left}'")
+        return camera
+    return None
+
+
+# ---------------------------------------------------------------- outputs --
+
+class StagedOutputs:
+    """Files written under a hidden folder, moved into `directory` on commit."""
+
+    def __init__(self, directory):
+        check_writable_dir(directory)
+        self.directory = directory
+        self.stage = tempfile.mkdtemp(prefix='.ffs-stage.', dir=directory)
+        self.names = []
+
+    def path(self, name):
+        self.names.append(name)
+        return os.path.join(self.stage, name)
+
+    def commit(self):
+        for name in self.names:
+            os.replace(os.path.join(self.stage, name), os.path.join(self.directory, name))
+        self.discard()
+
+    def discard(self):
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_outputs(directory):
+    staged = StagedOutputs(directory)
+    try:
+        yield staged
+        staged.commit()
+    finally:
+        staged.discard()
+
+
+def write_pair_outputs(staged, stem, outputs, options):
+    """Files of one processed pair; returns their names."""
+    names = [f'{stem}_disparity.{options.disparity_format}', f'{stem}_disparity_color.png']
+    write_disparity(staged.path(names[0]), outputs.disparity)
+    _, high = robust_range(outputs.disparity)
+    write_rgb_png(staged.path(names[1]), colorize_disparity(outputs.disparity, 0.0, high))
+    if outputs.depth is not None:
+        names.append(f'{stem}_depth.npy')
+        np.save(staged.path(names[-1]), outputs.depth)
+        if options.write_cloud:
+            names.append(f'{stem}_cloud.ply')
+            points = PointProjector(outputs.camera).points(outputs.depth)
+            write_ply(staged.path(names[-1]), points, outputs.left_rgb)
+    return names
+
+
+def write_rgb_png(path, rgb):
+    if not cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1])):
+        raise InputError(f"could not write '{path}': check the output folder")
+
+
+# -------------------------------------------------------------------- run --
+
+@dataclass
+class RunSummary:
+    pairs: int
+    files: list
+    mean_timings: dict
+
+
+def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
+    """Process [(left_path, right_path)] into `output_dir`; returns a RunSummary."""
+    if options.disparity_format not in DISPARITY_FORMATS:
+        raise InputError(f"disparity format must be one of {', '.join(DISPARITY_FORMATS)}, "
+                         f"got '{options.disparity_format}'")
+    stems = output_stems(pairs)
+    check_writable_dir(output_dir)
+    camera, files, totals = None, [], {}
+    with staged_outputs(output_dir) as staged, \
+            ProgressBar(len(pairs), 'stereo pairs', enabled=options.show_progress) as progress:
+        for index, ((left_path, right_path), stem) in enumerate(zip(pairs, stems)):
+            left, left_encoding = read_image(left_path, 'left')
+            right, right_encoding = read_image(right_path, 'right')
+            _check_same_size(left, right, left_path, right_path)
+            if index == 0:
+                camera = load_camera(options, left.shape[1], left.shape[0])
+            elif camera is not None:
+                check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
+            outputs = compute_outputs(pipeline, left, left_encoding, right, right_encoding, camera)
+            files += write_pair_outputs(staged, stem, outputs, options)
+            for stage, seconds in outputs.timings.items():
+                totals[stage] = totals.get(stage, 0.0) + seconds
+            progress.update()
+    mean = {stage: seconds / len(pairs) for stage, seconds in totals.items()}
+    return RunSummary(len(pairs), files, mean)
+
+
+def _check_same_size(left, right, left_path, right_path):
+    if left.shape[:2] != right.shape[:2]:
+        raise InputError(f"left image '{left_path}' is {left.shape[1]}x{left.shape[0]} but right image "
+                         f"'{right_path}' is {right.shape[1]}x{right.shape[0]}: give a rectified pair of "
+                         'one size')

@@ -1,0 +1,79 @@
+"""Fit camera images to a backend's input size and map disparity back.
+
+Disparity is a horizontal distance in pixels, so when images are scaled by
+sx before inference the returned disparity is divided by sx afterwards; the
+camera model (f, cx, baseline) of the camera-resolution image then applies
+unchanged. Upsampling uses nearest neighbour so that no "flying pixels" are
+invented between foreground and background.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+FIT_MODES = ('letterbox', 'stretch')
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+@dataclass(frozen=True)
+class FitTransform:
+    camera_size: tuple   # (height, width) of the camera images
+    scaled_size: tuple   # (height, width) after resizing, before padding
+    input_size: tuple    # (height, width) fed to the backend
+
+    @property
+    def disparity_scale(self):
+        """Factor turning input-size disparity into camera-size disparity."""
+        return self.camera_size[1] / self.scaled_size[1]
+
+    def apply(self, image):
+        """Resize then pad (replicate, bottom/right) one HxWxC image."""
+        if self.scaled_size != self.camera_size:
+            image = cv2.resize(image, self.scaled_size[::-1], interpolation=cv2.INTER_AREA)
+        pad_bottom = self.input_size[0] - self.scaled_size[0]
+        pad_right = self.input_size[1] - self.scaled_size[1]
+        if pad_bottom or pad_right:
+            image = cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_REPLICATE)
+        return image
+
+    def restore(self, disparity):
+        """Crop the padding, resize to the camera size and rescale values."""
+        disparity = disparity[:self.scaled_size[0], :self.scaled_size[1]]
+        if self.scaled_size == self.camera_size:
+            return disparity
+        resized = cv2.resize(disparity, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)
+        resized *= np.float32(self.disparity_scale)
+        return resized
+
+
+def plan_fit(camera_size, input_size=None, size_multiple=1, scale=1.0, mode='letterbox'):
+    """Choose how a camera image reaches the backend.
+
+    input_size None (backend takes any size): scale by `scale` and pad up to a
+    multiple of `size_multiple`. Fixed input_size: 'letterbox' shrinks
+    uniformly to fit and pads; 'stretch' resizes to exactly input_size.
+    """
+    if mode not in FIT_MODES:
+        raise InputError(f"fit mode must be one of {FIT_MODES}, got '{mode}'")
+    height, width = camera_size
+    if input_size is None:
+        if not 0.0 < scale <= 1.0:
+            raise InputError(f'scale must be in (0, 1], got {scale}')
+        scaled = (max(1, round(height * scale)), max(1, round(width * scale)))
+        padded = (_round_up(scaled[0], size_multiple), _round_up(scaled[1], size_multiple))
+        return FitTransform(tuple(camera_size), scaled, padded)
+    in_height, in_width = input_size
+    if height < in_height or width < in_width:
+        raise InputError(
+            f'camera image {width}x{height} is smaller than the network input {in_width}x{in_height}: '
+            'build the engine/ONNX for a size no larger than the camera image')
+    if mode == 'stretch':
+        return FitTransform(tuple(camera_size), tuple(input_size), tuple(input_size))
+    factor = min(in_height / height, in_width / width)
+    scaled = (min(in_height, round(height * factor)), min(in_width, round(width * factor)))
+    return FitTransform(tuple(camera_size), scaled, tuple(input_size))

@@ -1,0 +1,168 @@
+"""`ffs-stereo run` on pairs and folders: outputs, intrinsics, and every bad-input case."""
+import os
+import stat
+
+import cv2
+import numpy as np
+import pytest
+
+from fast_foundation_stereo_ros.files.disparity_files import read_disparity
+from fast_foundation_stereo_ros.files.ply import read_ply
+from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
+
+from ..offline.helpers import (error_lines, run_cli, to_encoding, tree_snapshot, write_calibration_pair, write_k_txt,
+                               write_pair, write_rgb)
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene('plane', 160, 120, seed=4)
+
+
+@pytest.fixture
+def pair(tmp_path, scene):
+    return write_pair(str(tmp_path), scene)
+
+
+def _expect_error(capsys, args, message, output_dir=None):
+    before = tree_snapshot(output_dir) if output_dir else None
+    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
+    assert status == 2, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1 and message in lines[0], stderr
+    if output_dir:
+        assert tree_snapshot(output_dir) == before
+    return lines[0]
+
+
+@pytest.mark.parametrize('fmt', ['pfm', 'png', 'npy'])
+def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
+    out = tmp_path / 'out'
+    k_txt = write_k_txt(tmp_path / 'K.txt', scene.camera)
+    status, stdout, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', out,
+                                     '--intrinsics', k_txt, '--format', fmt)
+    assert status == 0, stderr
+    assert 'SGBM' in stderr and 'stereo pairs' in stderr  # announcement and progress bar
+    assert sorted(os.listdir(out)) == sorted(['pair_left_cloud.ply', 'pair_left_depth.npy',
+                                              f'pair_left_disparity.{fmt}', 'pair_left_disparity_color.png'])
+    disparity = read_disparity(str(out / f'pair_left_disparity.{fmt}'))
+    noc = scene.non_occluded & np.isfinite(disparity)
+    assert np.abs(disparity - scene.disparity)[noc].mean() < 0.5
+    depth = np.load(out / 'pair_left_depth.npy')
+    assert np.nanmedian(np.abs(depth - scene.depth) / scene.depth) < 0.02
+    points, _ = read_ply(str(out / 'pair_left_cloud.ply'))
+    assert np.median(points[:, 2]) == pytest.approx(float(scene.depth[0, 0]), rel=0.02)
+
+
+def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
+    status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o')
+    assert status == 0
+    assert sorted(os.listdir(tmp_path / 'o')) == ['pair_left_disparity.pfm', 'pair_left_disparity_color.png']
+    assert 'no intrinsics given' in stderr
+
+
+def test_folders_with_calibration_yaml_and_mixed_encodings(tmp_path, capsys):
+    scenes = [make_scene('slanted', 160, 120, seed=s) for s in range(3)]
+    left_dir, right_dir = tmp_path / 'L', tmp_path / 'R'
+    left_dir.mkdir(), right_dir.mkdir()
+    for index, s in enumerate(scenes):
+        if index == 1:  # grey images on disk for one pair
+            cv2.imwrite(str(left_dir / f'{index:03d}.png'), to_encoding(s.left, 'mono8'))
+            cv2.imwrite(str(right_dir / f'{index:03d}.png'), to_encoding(s.right, 'mono8'))
+        else:
+            write_rgb(left_dir / f'{index:03d}.png', s.left)
+            write_rgb(right_dir / f'{index:03d}.png', s.right)
+    calib = write_calibration_pair(str(tmp_path), scenes[0])
+    out = tmp_path / 'out'
+    status, stdout, stderr = run_cli(capsys, 'run', '--left-dir', left_dir, '--right-dir', right_dir,
+                                     '--output', out, '--calib-left', calib[0], '--calib-right', calib[1],
+                                     '--no-cloud')
+    assert status == 0, stderr
+    assert 'processed 3 pair(s)' in stdout
+    for index, s in enumerate(scenes):
+        disparity = read_disparity(str(out / f'{index:03d}_disparity.pfm'))
+        noc = s.non_occluded & np.isfinite(disparity)
+        assert np.abs(disparity - s.disparity)[noc].mean() < 0.5
+        assert (out / f'{index:03d}_depth.npy').exists()
+    assert not any(name.endswith('.ply') for name in os.listdir(out))
+    assert not any(name.startswith('.') for name in os.listdir(out))  # no staging left behind
+
+
+def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scene):
+    left_dir, right_dir, out = tmp_path / 'L', tmp_path / 'R', tmp_path / 'out'
+    for folder in (left_dir, right_dir, out):
+        folder.mkdir()
+    for name in ('a', 'b'):
+        write_rgb(left_dir / f'{name}.png', scene.left)
+        write_rgb(right_dir / f'{name}.png', scene.right)
+    (out / 'a_disparity.pfm').write_bytes(b'old result')
+    (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
+    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
+                  "cannot read right image", output_dir=out)
+    assert (out / 'a_disparity.pfm').read_bytes() == b'old result'
+
+
+def test_unreadable_image(tmp_path, capsys, pair):
+    bad = tmp_path / 'bad.png'
+    bad.write_bytes(b'\x89PNG garbage')
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'keep').write_text('x')
+    line = _expect_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
+                         output_dir=out)
+    assert str(bad) in line
+    _expect_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
+                  'does not exist', output_dir=out)
+
+
+def test_size_mismatch(tmp_path, capsys, scene, pair):
+    small = write_rgb(tmp_path / 'small.png', scene.right[:100, :150])
+    line = _expect_error(capsys, ['--left', pair[0], '--right', small, '--output', tmp_path / 'o'],
+                         'is 160x120 but right image')
+    assert '150x100' in line
+
+
+def test_folder_count_mismatch(tmp_path, capsys, scene):
+    left_dir, right_dir = tmp_path / 'L', tmp_path / 'R'
+    left_dir.mkdir(), right_dir.mkdir()
+    for name in ('a', 'b'):
+        write_rgb(left_dir / f'{name}.png', scene.left)
+    write_rgb(right_dir / 'a.png', scene.right)
+    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', tmp_path / 'o'],
+                  'holds 2 images but')
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root can write anywhere')
+def test_unwritable_output_folder(tmp_path, capsys, pair):
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', locked], 'not writable')
+    finally:
+        locked.chmod(stat.S_IRWXU)
+
+
+def test_output_path_that_is_a_file(tmp_path, capsys, pair):
+    blocker = tmp_path / 'file'
+    blocker.write_text('x')
+    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', blocker / 'sub'],
+                  'cannot create output folder')
+    assert blocker.read_text() == 'x'
+
+
+def test_intrinsics_problems(tmp_path, capsys, scene, pair):
+    zero = write_k_txt(tmp_path / 'K0.txt', scene.camera, baseline=0.0)
+    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o', '--intrinsics', zero],
+                  'baseline 0')
+    calib = write_calibration_pair(str(tmp_path), make_scene('plane', 80, 60, seed=0))
+    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+                           '--calib-left', calib[0], '--calib-right', calib[1]], 'is for 80x60 images')
+    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+                           '--calib-left', calib[0]], 'go together')
+
+
+def test_input_selection_errors(tmp_path, capsys, pair):
+    _expect_error(capsys, ['--left', pair[0]], 'go together')
+    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
+    _expect_error(capsys, [], 'exactly one input')

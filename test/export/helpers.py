@@ -1,0 +1,133 @@
+"""Helpers for the export / engine / backend tests (no TensorRT needed).
+
+The fixture checkpoint is exported once per test session (shared across
+test modules through `exported_fixture_onnx`), at a small size and few
+iterations so the whole set stays fast on two cores.
+"""
+import contextlib
+import io
+import os
+import types
+
+import numpy as np
+
+from fast_foundation_stereo_ros.backends.engine_sidecar import (DeviceFingerprint, engine_stem, make_sidecar,
+                                                                write_sidecar)
+
+EXPORT_HEIGHT, EXPORT_WIDTH = 128, 160
+EXPORT_ITERS = 2
+EXPORT_MAX_DISP = 192
+CHECKPOINT_NAME = 'model_best_bp2_serialize.pth'
+
+_SESSION_CACHE = {}
+
+
+def exported_fixture_onnx(tmp_path_factory, fixture_dir):
+    """(onnx path, CLI stdout) of `ffs-stereo export` on the fixture checkpoint, made once."""
+    if 'onnx' not in _SESSION_CACHE:
+        from fast_foundation_stereo_ros.cli import main
+        path = str(tmp_path_factory.mktemp('onnx_export') / 'ffs_fixture.onnx')
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            status = main(['export', '--model', str(fixture_dir / CHECKPOINT_NAME),
+                           '--height', str(EXPORT_HEIGHT), '--width', str(EXPORT_WIDTH),
+                           '--max-disp', str(EXPORT_MAX_DISP), '--valid-iters', str(EXPORT_ITERS),
+                           '--output', path])
+        assert status == 0, output.getvalue()
+        _SESSION_CACHE['onnx'] = (path, output.getvalue())
+    return _SESSION_CACHE['onnx']
+
+
+def fixture_model(fixture_dir):
+    """The fixture checkpoint loaded on CPU, once per session."""
+    if 'model' not in _SESSION_CACHE:
+        from fast_foundation_stereo_ros.loading.stereo_model import load_model
+        _SESSION_CACHE['model'] = load_model(str(fixture_dir / CHECKPOINT_NAME), device='cpu')
+    return _SESSION_CACHE['model']
+
+
+def tiny_onnx_model(op_type='Relu', domain='', rank=4, attributes=None):
+    """A one-node float graph x -> op -> y (ir/opset pinned so onnx.checker accepts it)."""
+    from onnx import TensorProto, helper
+    shape = [1, 2, 3, 4, 5, 6, 7, 8, 9][:rank]
+    node = helper.make_node(op_type, ['x'], ['y'], name=f'/network/{op_type}', domain=domain,
+                            **(attributes or {}))
+    graph = helper.make_graph([node], 'tiny', [helper.make_tensor_value_info('x', TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)])
+    opsets = [helper.make_opsetid('', 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
+
+
+def reshape_model(rank):
+    """x (1x2x3x4) reshaped to a rank-`rank` tensor of ones-padded shape."""
+    from onnx import TensorProto, helper, numpy_helper
+    target = [1, 2, 3, 4] + [1] * (rank - 4)
+    shape = numpy_helper.from_array(np.array(target, np.int64), 'shape')
+    node = helper.make_node('Reshape', ['x', 'shape'], ['y'], name='/network/Reshape')
+    graph = helper.make_graph([node], 'reshape', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2, 3, 4])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)], [shape])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
+
+
+# --- synthetic engines (no TensorRT) -------------------------------------------------------------
+
+ORIN = DeviceFingerprint('Orin (nvgpu)', '8.7', '10.3.0', '12.6')
+
+SETTINGS = {'height': 480, 'width': 640, 'max_disp': 192, 'valid_iters': 8, 'precision': 'fp16',
+            'source_model': '/models/23-36-37/model_best_bp2_serialize.pth'}
+
+IO_TENSORS = {'inputs': [{'name': 'left', 'shape': [1, 3, 480, 640], 'dtype': 'float32'},
+                         {'name': 'right', 'shape': [1, 3, 480, 640], 'dtype': 'float32'}],
+              'outputs': [{'name': 'disparity', 'shape': [1, 1, 480, 640], 'dtype': 'float32'}]}
+
+
+def write_fake_engine(directory, fingerprint=ORIN, settings=SETTINGS, payload=b'fake engine bytes' * 64):
+    """An engine-shaped file plus a genuine sidecar, as build_engine writes them."""
+    stem = engine_stem(settings['height'], settings['width'], settings['max_disp'], settings['valid_iters'],
+                       settings['precision'], fingerprint)
+    engine_path = os.path.join(str(directory), stem + '.engine')
+    with open(engine_path, 'wb') as stream:
+        stream.write(payload)
+    record = make_sidecar(engine_path, fingerprint, settings, IO_TENSORS, {'build_time': 'test'})
+    write_sidecar(engine_path, record)
+    return engine_path
+
+
+# --- a fake `tensorrt` module for the layer-pinning logic --------------------------------------------
+
+def fake_trt():
+    return types.SimpleNamespace(
+        float32='float32', float16='float16', int32='int32', bool='bool',
+        LayerType=types.SimpleNamespace(CONSTANT='constant', SHAPE='shape', CONVOLUTION='conv',
+                                        ELEMENTWISE='elementwise', GATHER='gather', CAST='cast'))
+
+
+class FakeLayer:
+    def __init__(self, name, layer_type, outputs):
+        self.name = name
+        self.type = layer_type
+        self._outputs = [types.SimpleNamespace(name=tensor, dtype=dtype) for tensor, dtype in outputs]
+        self.precision = None
+        self.output_types = {}
+
+    @property
+    def num_outputs(self):
+        return len(self._outputs)
+
+    def get_output(self, index):
+        return self._outputs[index]
+
+    def set_output_type(self, index, dtype):
+        self.output_types[index] = dtype
+
+
+class FakeNetwork:
+    def __init__(self, layers):
+        self.layers = layers
+
+    @property
+    def num_layers(self):
+        return len(self.layers)
+
+    def get_layer(self, index):
+        return self.layers[index]

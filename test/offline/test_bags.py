@@ -1,0 +1,194 @@
+"""`ffs-stereo run --bag`: round trip through rosbag2 and every bad-bag case."""
+import os
+
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Reader
+
+from fast_foundation_stereo_ros.offline.bag_messages import cloud_fields, image_to_array, ros2_typestore, stamp_ns
+from fast_foundation_stereo_ros.offline.bags import ExactStampSync
+
+from .helpers import FRAME_ID, error_lines, run_cli, small_scenes, tree_snapshot, write_k_txt, write_stereo_bag
+
+FRAMES = 3
+
+
+def read_bag(path):
+    """{topic: [(bag timestamp, message)]} and {topic: msgtype}."""
+    typestore = ros2_typestore()
+    messages, types = {}, {}
+    with Reader(path) as reader:
+        for connection, timestamp, raw in reader.messages():
+            msg = typestore.deserialize_cdr(raw, connection.msgtype)
+            messages.setdefault(connection.topic, []).append((timestamp, msg))
+            types[connection.topic] = connection.msgtype
+    return messages, types
+
+
+@pytest.fixture(scope='module')
+def scenes():
+    return small_scenes(FRAMES, kind='plane')
+
+
+@pytest.mark.parametrize('encoding, storage', [('rgb8', 'mcap'), ('mono8', 'sqlite3'), ('bgra8', 'mcap'),
+                                               ('mono16', 'mcap')])
+def test_round_trip(tmp_path, capsys, scenes, encoding, storage):
+    bag, out = str(tmp_path / 'in'), str(tmp_path / 'out')
+    stamps = write_stereo_bag(bag, scenes, encoding=encoding, storage=storage)
+    status, stdout, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out)
+    assert status == 0, stderr
+    assert f'{FRAMES} stereo set(s)' in stdout and 'stereo sets' in stderr
+    messages, types = read_bag(out)
+    inputs, _ = read_bag(bag)
+    for topic, items in inputs.items():  # every input message copied unchanged
+        assert [t for t, _ in messages[topic]] == [t for t, _ in items]
+    assert types['/disparity'] == 'stereo_msgs/msg/DisparityImage'
+    assert types['/depth/image'] == 'sensor_msgs/msg/Image'
+    assert types['/points2'] == 'sensor_msgs/msg/PointCloud2'
+    left_times = [t for t, _ in inputs['/left/image_rect']]
+    assert os.listdir(out) and any(name.endswith('.mcap' if storage == 'mcap' else '.db3')
+                                   for name in os.listdir(out))
+    for index, scene in enumerate(scenes):
+        _check_frame(messages, index, scene, stamps[index], left_times[index])
+
+
+def _check_frame(messages, index, scene, stamp, bag_time):
+    camera = scene.camera
+    height, width = scene.disparity.shape
+    disparity_time, disparity_msg = messages['/disparity'][index]
+    depth_time, depth_msg = messages['/depth/image'][index]
+    cloud_time, cloud = messages['/points2'][index]
+    assert disparity_time == depth_time == cloud_time == bag_time
+    for msg in (disparity_msg, disparity_msg.image, depth_msg, cloud):
+        assert stamp_ns(msg.header) == stamp and msg.header.frame_id == FRAME_ID
+
+    assert disparity_msg.f == pytest.approx(camera.fx) and disparity_msg.t == pytest.approx(camera.baseline)
+    assert disparity_msg.min_disparity == 0.0 and disparity_msg.max_disparity == 192.0
+    assert disparity_msg.delta_d == pytest.approx(1 / 16)
+    window = disparity_msg.valid_window
+    assert (window.x_offset, window.y_offset, window.width, window.height) == (0, 0, width, height)
+    image = disparity_msg.image
+    assert (image.encoding, image.width, image.height, image.step) == ('32FC1', width, height, 4 * width)
+    disparity = image_to_array(image, 'disparity')
+    noc = scene.non_occluded & np.isfinite(disparity)
+    assert noc.mean() > 0.9
+    assert np.abs(disparity - scene.disparity)[noc].mean() < 0.5
+
+    assert (depth_msg.encoding, depth_msg.step) == ('32FC1', 4 * width)
+    depth = image_to_array(depth_msg, 'depth')
+    valid = np.isfinite(depth)
+    np.testing.assert_array_equal(valid, np.isfinite(disparity))
+    np.testing.assert_allclose(depth[valid], camera.fx * camera.baseline / disparity[valid], rtol=1e-5)
+
+    assert (cloud.height, cloud.width, cloud.point_step) == (height, width, 32)
+    assert cloud.row_step == 32 * width and len(cloud.data) == cloud.row_step * height
+    assert [(f.name, f.offset, f.datatype, f.count) for f in cloud.fields] == \
+        [('x', 0, 7, 1), ('y', 4, 7, 1), ('z', 8, 7, 1), ('rgb', 16, 7, 1)]
+    assert not cloud.is_dense and not cloud.is_bigendian
+    fields = cloud_fields(cloud)
+    np.testing.assert_allclose(fields['z'][valid], depth[valid])
+    assert np.isnan(fields['x'][~valid]).all()
+    # a fronto-parallel plane: every point at the plane's depth (within SGBM's
+    # sub-pixel error, here ~0.2 px of ~4.5 px), x/y from the pinhole model
+    plane_disparity = camera.focal_baseline / fields['z'][noc]
+    assert np.median(np.abs(plane_disparity - scene.disparity[0, 0])) < 0.3
+    assert np.ptp(scene.depth) < 1e-4
+    u = np.arange(width)[None, :].repeat(height, 0)
+    np.testing.assert_allclose(fields['x'][valid], (u[valid] - camera.cx) * depth[valid] / camera.fx, rtol=1e-5)
+
+
+def test_intrinsics_instead_of_camera_info_and_namespace(tmp_path, capsys, scenes):
+    bag, out = str(tmp_path / 'in'), str(tmp_path / 'out')
+    write_stereo_bag(bag, scenes[:1], with_infos=False)
+    k_txt = write_k_txt(tmp_path / 'K.txt', scenes[0].camera)
+    status, _, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--intrinsics', k_txt,
+                                '--output-namespace', 'ffs', '--avoid-point-cloud-padding', '--no-progress')
+    assert status == 0, stderr
+    messages, _ = read_bag(out)
+    assert {'/ffs/disparity', '/ffs/depth/image', '/ffs/points2'} <= set(messages)
+    assert messages['/ffs/points2'][0][1].point_step == 16
+
+
+def test_exact_stamp_sync_drops_unpaired_sets():
+    sync = ExactStampSync(('a', 'b'))
+    assert sync.add('a', 1, 'a1') is None and sync.add('a', 2, 'a2') is None
+    assert sync.add('b', 2, 'b2') == {'a': 'a2', 'b': 'b2'}   # stamp 1 can no longer complete
+    assert sync.add('b', 3, 'b3') is None
+    assert sync.finish() == {'a': 1, 'b': 1}
+
+
+def _expect_error(capsys, args, message, untouched=None):
+    before = tree_snapshot(untouched) if untouched else None
+    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
+    assert status == 2, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1 and message in lines[0], stderr
+    if untouched:
+        assert tree_snapshot(untouched) == before
+    return lines[0]
+
+
+def test_missing_topics_are_named_with_what_the_bag_has(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1])
+    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left'],
+                         'has no topic /cam/left')
+    assert '/left/image_rect (sensor_msgs/msg/Image)' in line and '/chatter' in line
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1])
+    # the model path is wrong too: the topic error must come first, without loading anything
+    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
+                           '--model', str(tmp_path / 'missing.onnx')], 'has no topic /cam/left')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_missing_camera_info(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1], with_infos=False)
+    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'],
+                         'has no camera_info on /left/camera_info, /right/camera_info')
+    assert '--intrinsics' in line
+    assert not (tmp_path / 'out').exists()
+
+
+def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, capsys, scenes):
+    bag, out = str(tmp_path / 'in'), tmp_path / 'out'
+    write_stereo_bag(bag, scenes[:1])
+    out.mkdir()
+    (out / 'metadata.yaml').write_text('previous bag')
+    _expect_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
+    # --overwrite, but the run fails (bad camera_info topic): the old bag stays, no partial bag
+    _expect_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
+                  'carries std_msgs/msg/String', untouched=out)
+    assert sorted(os.listdir(tmp_path)) == ['in', 'out']
+    status, _, _ = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--overwrite', '--no-progress')
+    assert status == 0 and 'previous bag' not in (out / 'metadata.yaml').read_text()
+
+
+def test_camera_info_with_other_stamps_leaves_no_bag(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:2], right_info_delay_ns=1_000)
+    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'], 'share a header stamp')
+    assert sorted(os.listdir(tmp_path)) == ['in']  # no partial bag, no staging folder
+
+
+def test_bad_intrinsics_for_a_bag(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1], with_infos=False)
+    k_txt = write_k_txt(tmp_path / 'K.txt', scenes[0].camera, baseline=-0.1)
+    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--intrinsics', k_txt], 'baseline -0.1')
+    assert sorted(os.listdir(tmp_path)) == ['K.txt', 'in']
+
+
+def test_not_a_bag_and_input_as_output(tmp_path, capsys, scenes):
+    junk = tmp_path / 'junk.mcap'
+    junk.write_bytes(b'not a bag')
+    _expect_error(capsys, ['--bag', junk, '--output-bag', tmp_path / 'out'], 'cannot open bag')
+    _expect_error(capsys, ['--bag', tmp_path / 'none', '--output-bag', tmp_path / 'out'], 'does not exist')
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes[:1])
+    _expect_error(capsys, ['--bag', bag, '--output-bag', bag, '--overwrite'], 'is the input bag', untouched=bag)
