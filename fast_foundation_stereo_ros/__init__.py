@@ -3,7 +3,7 @@
 Importing the package is cheap: heavy modules (torch, rclpy) load on first use.
 """
 
-__version__ = '0.1.0'
+from .version import __version__
 
 
 def load_model(path, device='cpu'):

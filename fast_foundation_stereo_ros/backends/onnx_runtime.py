@@ -10,8 +10,8 @@ import os
 import numpy as np
 
 from ..errors import ConfigError, EngineError
-from ..export.onnx_export import INPUT_NAMES, OUTPUT_NAME, to_nchw
 from .base import StereoBackend
+from .graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
 
 
 def choose_providers(device, available):

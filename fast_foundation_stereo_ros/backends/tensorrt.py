@@ -15,9 +15,9 @@ set_tensor_address).
 import numpy as np
 
 from ..errors import EngineError
-from ..export.onnx_export import INPUT_NAMES, OUTPUT_NAME
 from .base import StereoBackend
 from .engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
+from .graph_io import INPUT_NAMES, OUTPUT_NAME
 from .tensorrt_runtime import import_tensorrt, open_cuda, probe_fingerprint
 
 

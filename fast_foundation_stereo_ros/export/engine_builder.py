@@ -16,11 +16,11 @@ import os
 import tempfile
 import time
 
-from .. import __version__
 from ..backends.engine_sidecar import PRECISIONS, engine_stem, file_sha256, make_sidecar, write_sidecar
 from ..backends.tensorrt_runtime import import_tensorrt, probe_fingerprint
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path, check_writable_dir
+from ..version import __version__
 from .onnx_export import (DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, check_export_size, export_onnx,
                           read_metadata)
 from .precision_rules import fp32_nodes, fp32_tensors

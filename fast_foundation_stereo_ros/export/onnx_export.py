@@ -24,18 +24,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import __version__
+from .. import defaults
+from ..backends.graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path
+from ..version import __version__
 from .tensorrt_ops import assert_trt_compatible
 
-INPUT_NAMES = ('left', 'right')
-OUTPUT_NAME = 'disparity'
-SIZE_MULTIPLE = 32
-DEFAULT_OPSET = 17
-DEFAULT_MAX_DISP = 192     # the official demo's runtime setting (training used 416)
-DEFAULT_VALID_ITERS = 8    # the released checkpoints' pickled setting
-TOLERANCE_PX = 0.05
+SIZE_MULTIPLE = defaults.SIZE_MULTIPLE
+DEFAULT_OPSET = defaults.OPSET
+DEFAULT_MAX_DISP = defaults.MAX_DISP
+DEFAULT_VALID_ITERS = defaults.VALID_ITERS
+TOLERANCE_PX = defaults.EXPORT_TOLERANCE_PX
 #: metadata_props keys whose values are integers
 INT_METADATA = ('height', 'width', 'max_disp', 'valid_iters', 'opset')
 
@@ -257,11 +257,6 @@ def verification_pair(height, width, seed=0):
     from ..geometry.synthetic_scenes import make_scene
     scene = make_scene('mixed', width=width, height=height, seed=seed)
     return scene.left, scene.right
-
-
-def to_nchw(image):
-    """HxWx3 uint8 RGB -> 1x3xHxW float32 0..255, the graph's input layout."""
-    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def run_torch(network, left, right, valid_iters, max_disp):

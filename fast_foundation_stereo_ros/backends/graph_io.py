@@ -1,0 +1,15 @@
+"""The input/output contract of an exported graph or engine, shared by export and the runtimes.
+
+Inputs `left` and `right` are 1x3xHxW float32 RGB in 0..255 (normalisation is
+inside the graph); the output `disparity` is 1x1xHxW float32 x_l - x_r in
+network-input pixels.
+"""
+import numpy as np
+
+INPUT_NAMES = ('left', 'right')
+OUTPUT_NAME = 'disparity'
+
+
+def to_nchw(image):
+    """HxWx3 uint8 RGB -> 1x3xHxW float32 0..255, the graph's input layout."""
+    return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)

@@ -1,0 +1,29 @@
+"""Defaults shared by the CLI, the node, the YAML and the docs (one place to change them).
+
+The network settings follow the official demo: it overrides the checkpoints'
+training values (max_disp 416, valid_iters 8 pickled) with max_disp 192 at run
+time and keeps 8 refinement iterations.
+"""
+#: largest disparity searched, in network-input pixels (official demo's runtime value)
+MAX_DISP = 192
+#: GRU refinement iterations (the released checkpoints' setting)
+VALID_ITERS = 8
+#: network input sides must be multiples of this (the feature pyramid's stride)
+SIZE_MULTIPLE = 32
+#: ONNX opset of exported graphs
+OPSET = 17
+#: largest |ONNX Runtime - PyTorch| disparity an fp32 export may show, in pixels
+EXPORT_TOLERANCE_PX = 0.05
+#: the device used when none is named: CUDA when torch sees a GPU, else the CPU
+DEVICE = 'auto'
+
+
+def resolve_device(device=DEVICE):
+    """'auto' -> 'cuda' when a CUDA device is usable through torch, else 'cpu'; other names pass through."""
+    if device != 'auto':
+        return device
+    try:
+        import torch
+    except ImportError:
+        return 'cpu'
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
