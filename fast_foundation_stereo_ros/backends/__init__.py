@@ -6,6 +6,7 @@ a directory holding one, or a native model directory PyTorch.
 """
 import os
 
+from .. import defaults
 from ..errors import ConfigError
 from .base import StereoBackend
 
@@ -32,7 +33,8 @@ def backend_kind(model_path, backend='auto'):
         ".pth or native model directory, or 'sgbm' for the weight-free classical matcher")
 
 
-def create_backend(model_path, backend='auto', device='cpu', max_disp=192, valid_iters=8):
+def create_backend(model_path: str, backend: str = 'auto', device: str = defaults.CLI_DEVICE,
+                   max_disp: int = defaults.MAX_DISP, valid_iters: int = defaults.VALID_ITERS) -> StereoBackend:
     """Instantiate the backend for `model_path` (see `backend_kind`)."""
     kind = backend_kind(model_path, backend)
     if kind == 'sgbm':

@@ -9,7 +9,6 @@ field, the expected and found values, and the exact command that rebuilds it.
 Pure Python: probing the device (which needs TensorRT/CUDA) lives in
 `trt_runtime.probe_fingerprint`; everything here is unit-tested without a GPU.
 """
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import EngineError
 from ..files.atomic import atomic_path
+from ..files.checksum import file_sha256
 
 SIDECAR_FORMAT = 'fast_foundation_stereo_ros/tensorrt-engine'
 SIDECAR_VERSION = 1
@@ -73,14 +73,6 @@ def sidecar_path(engine_path):
 
 
 # --- hashing and writing ------------------------------------------------------------------
-
-def file_sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def make_sidecar(engine_path, fingerprint, settings, io_tensors, extra=None):
     """Sidecar dict for a freshly written engine.

@@ -6,6 +6,7 @@ checkpoint and no GPU. It is announced as such wherever it is chosen.
 import cv2
 import numpy as np
 
+from .. import defaults
 from ..errors import ConfigError
 from .base import StereoBackend
 
@@ -15,9 +16,9 @@ class SGBMBackend(StereoBackend):
 
     name = 'sgbm'
 
-    def __init__(self, max_disp=192, block_size=5, uniqueness_ratio=5, speckle_window=100,
+    def __init__(self, max_disp=defaults.MAX_DISP, block_size=5, uniqueness_ratio=5, speckle_window=100,
                  speckle_range=2, disp12_max_diff=1):
-        if max_disp <= 0 or max_disp % 16:
+        if max_disp <= 0 or max_disp % defaults.SGBM_DISPARITY_MULTIPLE:
             raise ConfigError(f'SGBM max_disp must be a positive multiple of 16, got {max_disp}')
         if block_size < 1 or block_size % 2 == 0:
             raise ConfigError(f'SGBM block_size must be odd and >= 1, got {block_size}')

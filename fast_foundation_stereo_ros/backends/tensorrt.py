@@ -116,6 +116,9 @@ class TensorRTBackend(StereoBackend):
         cuda.close()
         self._cuda = None
 
+    def baked_settings(self):
+        return {key: int(self.sidecar[key]) for key in ('max_disp', 'valid_iters')}
+
     def describe(self):
         height, width = self.input_size
         return (f"tensorrt ({width}x{height}, {self.sidecar['precision']}, max_disp "

@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+from .. import defaults
+
 BACKENDS = ('sgbm', 'pytorch', 'onnxruntime', 'tensorrt')
 STAGES = ('convert', 'infer', 'restore')
 
@@ -30,7 +32,7 @@ def add_arguments(parser):
     parser.add_argument('--backends', default=','.join(BACKENDS), help=f"subset of {','.join(BACKENDS)}")
     parser.add_argument('--runs', type=int, default=5, help='timed runs per backend and size (default 5)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs first (default 1)')
-    parser.add_argument('--max-disp', type=int, default=192)
+    parser.add_argument('--max-disp', type=int, default=defaults.MAX_DISP)
     parser.add_argument('--valid-iters', type=int, default=4)
     parser.add_argument('--threads', type=int, default=os.cpu_count(), help='CPU threads (default: all cores)')
 

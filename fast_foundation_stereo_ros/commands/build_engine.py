@@ -5,6 +5,7 @@ the GPU model and TensorRT version they were built with.
 """
 import sys
 
+from .. import defaults
 from ..backends.engine_sidecar import PRECISIONS
 
 
@@ -23,8 +24,8 @@ def add_arguments(parser):
                         help='released .pth / native model dir (exported first) or an .onnx from ffs-stereo export')
     parser.add_argument('--height', type=int, help='input height, multiple of 32 (required for a checkpoint)')
     parser.add_argument('--width', type=int, help='input width, multiple of 32 (required for a checkpoint)')
-    parser.add_argument('--max-disp', type=int, help='largest disparity (default 192; taken from an .onnx)')
-    parser.add_argument('--valid-iters', type=int, help='GRU steps (default 8; taken from an .onnx)')
+    parser.add_argument('--max-disp', type=int, help=f'largest disparity (default {defaults.MAX_DISP}; taken from an .onnx)')
+    parser.add_argument('--valid-iters', type=int, help=f'GRU steps (default {defaults.VALID_ITERS}; taken from an .onnx)')
     parser.add_argument('--precision', choices=PRECISIONS, default='fp16',
                         help='fp16 (FP32 kept for disparity/coordinates/sampling/normalisation) or fp32')
     parser.add_argument('--workspace', type=float, metavar='GiB', help='TensorRT workspace limit in GiB')

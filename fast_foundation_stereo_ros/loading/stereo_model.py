@@ -11,12 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import defaults
 from ..errors import ConfigError, InputError
 from ..network.blocks import DisparityPositionTable
-from ..network.fast_foundation_stereo import SIZE_MULTIPLE
-
-DEFAULT_VALID_ITERS = 8
-DEFAULT_MAX_DISP = 192
 
 
 def _resolve_device(device):
@@ -41,7 +38,7 @@ def read_model_source(path):
     return read_checkpoint(path)
 
 
-def load_model(path, device='cpu', mixed_precision=None):
+def load_model(path, device=defaults.CLI_DEVICE, mixed_precision=None):
     """Load a checkpoint or native directory into a ready `StereoModel`.
 
     `mixed_precision` (fp16 autocast) defaults to on for CUDA and is never
@@ -54,7 +51,7 @@ def load_model(path, device='cpu', mixed_precision=None):
     return StereoModel(network, source, device, mixed_precision)
 
 
-def pad_to_multiple(images, multiple=SIZE_MULTIPLE):
+def pad_to_multiple(images, multiple=defaults.SIZE_MULTIPLE):
     """Replicate-pad B x C x H x W tensors; returns (padded, (top, bottom, left, right))."""
     height, width = images[0].shape[-2:]
     pad_h = (-height) % multiple
@@ -119,11 +116,11 @@ class StereoModel:
     @property
     def default_max_disp(self):
         limit = self.max_disp_limit
-        return DEFAULT_MAX_DISP if limit is None else min(DEFAULT_MAX_DISP, limit)
+        return defaults.MAX_DISP if limit is None else min(defaults.MAX_DISP, limit)
 
     def check_settings(self, valid_iters, max_disp):
         """(valid_iters, max_disp) with defaults applied; ConfigError if out of range."""
-        valid_iters = _as_int(DEFAULT_VALID_ITERS if valid_iters is None else valid_iters,
+        valid_iters = _as_int(defaults.VALID_ITERS if valid_iters is None else valid_iters,
                               'valid_iters')
         max_disp = _as_int(self.default_max_disp if max_disp is None else max_disp, 'max_disp')
         if valid_iters < 1:

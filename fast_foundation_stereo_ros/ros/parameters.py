@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
+from .. import defaults
 from ..backends import BACKEND_NAMES
 from ..errors import ConfigError
 from ..pipeline.image_fitting import FIT_MODES
@@ -61,14 +62,14 @@ PARAMETERS = (
     ParameterSpec('model', '', "Model file: .engine/.plan (TensorRT), .onnx (ONNX Runtime), .pth or a "
                   "model directory (PyTorch); '' or 'sgbm' = classical OpenCV SGBM, no weights"),
     ParameterSpec('backend', 'auto', "Backend; 'auto' chooses from the model path", choices=BACKEND_NAMES),
-    ParameterSpec('device', 'cuda', "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
+    ParameterSpec('device', defaults.NODE_DEVICE, "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
     ParameterSpec('scale', 1.0, 'Image scale before inference for backends of any input size (0 < scale <= 1); '
                   'disparity is mapped back to camera resolution', bounds=(0.0, 1.0)),
     ParameterSpec('fit_mode', 'letterbox', 'How camera images meet a fixed network input size',
                   choices=FIT_MODES),
-    ParameterSpec('max_disp', 192, 'Largest disparity searched, in network-input pixels (multiple of 16)',
+    ParameterSpec('max_disp', defaults.MAX_DISP, 'Largest disparity searched, in network-input pixels (multiple of 16)',
                   bounds=(16, 1024, 16)),
-    ParameterSpec('valid_iters', 8, 'Refinement iterations (PyTorch backend)', bounds=(1, 64)),
+    ParameterSpec('valid_iters', defaults.VALID_ITERS, 'Refinement iterations (PyTorch backend)', bounds=(1, 64)),
     ParameterSpec('warmup', True, 'Run one dummy inference at start so the first frame is not slow'),
     # -- geometry -----------------------------------------------------------
     ParameterSpec('min_depth', 0.0, 'Nearest depth (m) kept in depth and points; nearer -> NaN',
