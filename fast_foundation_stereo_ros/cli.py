@@ -38,7 +38,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):

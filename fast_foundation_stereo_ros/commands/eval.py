@@ -4,6 +4,7 @@ Either a predicted disparity file against a ground-truth file (PFM with inf
 = invalid as Middlebury/Scene Flow, KITTI 16-bit PNG with 0 = invalid, or
 .npy with NaN), or a backend on a generated synthetic scene.
 """
+import argparse
 import time
 
 import cv2
@@ -37,7 +38,7 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.scene:
         if args.pred or args.gt:
             raise InputError('give either --scene or --pred/--gt, not both')

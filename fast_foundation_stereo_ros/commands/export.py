@@ -1,4 +1,6 @@
 """`ffs-stereo export`: checkpoint -> one verified ONNX graph for a fixed size."""
+import argparse
+
 from .. import defaults
 
 
@@ -23,7 +25,7 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx
     result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
                          args.opset, verify=True, tolerance=args.tolerance)

@@ -6,6 +6,7 @@ disparity axis; the table's length, scaled by the strides between the
 resized on the fly (`resize_embed`) impose no bound. Verified by
 test/loading/test_disparity_range.py.
 """
+from ..errors import CheckpointError
 from ..network.fast_foundation_stereo import DISPARITY_MULTIPLE
 from .manifest import as_tuple, node_attr
 

@@ -38,7 +38,8 @@ def read_model_source(path):
     return read_checkpoint(path)
 
 
-def load_model(path, device=defaults.CLI_DEVICE, mixed_precision=None):
+def load_model(path: 'str | os.PathLike', device: str = defaults.CLI_DEVICE,
+               mixed_precision: bool = None) -> 'StereoModel':
     """Load a checkpoint or native directory into a ready `StereoModel`.
 
     `mixed_precision` (fp16 autocast) defaults to on for CUDA and is never
@@ -128,7 +129,8 @@ class StereoModel:
         self.network.check_max_disp(max_disp)
         return valid_iters, max_disp
 
-    def predict(self, left, right, valid_iters=None, max_disp=None):
+    def predict(self, left: np.ndarray, right: np.ndarray, valid_iters: int = None,
+                max_disp: int = None) -> np.ndarray:
         """Float32 HxW disparity (left image pixels) for an RGB or grey uint8 pair."""
         valid_iters, max_disp = self.check_settings(valid_iters, max_disp)
         left_tensor = _image_tensor(left, 'left')

@@ -67,12 +67,17 @@ def mono16_scale_for(*images):
     return 255.0 / max(peak, 1)
 
 
-def pair_to_rgb8(left, left_encoding, right, right_encoding):
-    """Convert a stereo pair, checking that both images share one size."""
+def check_same_size(left, right):
+    """Raise unless the two images of a pair have one size."""
     if left.shape[:2] != right.shape[:2]:
         raise InputError(
             f'left and right images differ in size ({left.shape[1]}x{left.shape[0]} vs '
             f'{right.shape[1]}x{right.shape[0]}): publish rectified images of one resolution')
+
+
+def pair_to_rgb8(left, left_encoding, right, right_encoding):
+    """Convert a stereo pair, checking that both images share one size."""
+    check_same_size(left, right)
     scale = None
     if left_encoding == 'mono16' and right_encoding == 'mono16':
         scale = mono16_scale_for(left, right)

@@ -41,7 +41,7 @@ from ..files.colormap import colorize_disparity
 from ..geometry.intrinsics import camera_from_infos, check_image_size
 from ..geometry.stereo import (CloudBuilder, CloudLayout, StereoCamera, correct_disparity, depth_to_millimetres,
                                disparity_to_depth, invalidate_disparity)
-from .encodings import check_encoding, image_to_array, pair_to_rgb8
+from .encodings import check_encoding, check_same_size, image_to_array, pair_to_rgb8
 from .stereo_pipeline import StereoPipeline
 
 #: fine timing stage -> the stage reported on /diagnostics
@@ -209,10 +209,10 @@ class FrameStage:
                 check_encoding(encoding)
             except InputError as exc:
                 raise BadFrame('encoding', f'{side} image: {exc}') from None
-        if left.shape[:2] != right.shape[:2]:
-            raise BadFrame('size_mismatch',
-                           f'left and right images differ in size ({left.shape[1]}x{left.shape[0]} vs '
-                           f'{right.shape[1]}x{right.shape[0]}): give rectified images of one resolution')
+        try:
+            check_same_size(left, right)
+        except InputError as exc:
+            raise BadFrame('size_mismatch', str(exc)) from None
         try:
             left_rgb, right_rgb = pair_to_rgb8(left, left_encoding, right, right_encoding)
         except InputError as exc:
@@ -364,10 +364,6 @@ class FrameProcessor:
         left = self._image_array('left', frame.left_image)
         right = self._image_array('right', frame.right_image)
         watch.lap('to_array')
-        if left.shape[:2] != right.shape[:2]:
-            raise BadFrame('size_mismatch',
-                           f'left and right images differ in size ({left.shape[1]}x{left.shape[0]} vs '
-                           f'{right.shape[1]}x{right.shape[0]}): publish rectified images of one resolution')
         camera = self._camera(frame, left.shape[1], left.shape[0])
         watch.lap('camera_info')
         arrays = self.stage.compute(left, frame.left_image.encoding, right, frame.right_image.encoding,

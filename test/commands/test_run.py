@@ -10,7 +10,7 @@ from fast_foundation_stereo_ros.files.disparity_files import read_disparity
 from fast_foundation_stereo_ros.files.ply import read_ply
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
-from ..offline.helpers import (error_lines, run_cli, to_encoding, tree_snapshot, write_calibration_pair, write_k_txt,
+from ..offline.helpers import (expect_run_error, run_cli, to_encoding, write_calibration_pair, write_k_txt,
                                write_pair, write_rgb)
 
 
@@ -22,17 +22,6 @@ def scene():
 @pytest.fixture
 def pair(tmp_path, scene):
     return write_pair(str(tmp_path), scene)
-
-
-def _expect_error(capsys, args, message, output_dir=None):
-    before = tree_snapshot(output_dir) if output_dir else None
-    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
-    assert status == 2, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1 and message in lines[0], stderr
-    if output_dir:
-        assert tree_snapshot(output_dir) == before
-    return lines[0]
 
 
 @pytest.mark.parametrize('fmt', ['pfm', 'png', 'npy'])
@@ -97,8 +86,8 @@ def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scen
         write_rgb(right_dir / f'{name}.png', scene.right)
     (out / 'a_disparity.pfm').write_bytes(b'old result')
     (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
-    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
-                  "cannot read right image", output_dir=out)
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
+                  "cannot read right image", untouched=out)
     assert (out / 'a_disparity.pfm').read_bytes() == b'old result'
 
 
@@ -108,16 +97,16 @@ def test_unreadable_image(tmp_path, capsys, pair):
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'keep').write_text('x')
-    line = _expect_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
-                         output_dir=out)
+    line = expect_run_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
+                         untouched=out)
     assert str(bad) in line
-    _expect_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
-                  'does not exist', output_dir=out)
+    expect_run_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
+                  'does not exist', untouched=out)
 
 
 def test_size_mismatch(tmp_path, capsys, scene, pair):
     small = write_rgb(tmp_path / 'small.png', scene.right[:100, :150])
-    line = _expect_error(capsys, ['--left', pair[0], '--right', small, '--output', tmp_path / 'o'],
+    line = expect_run_error(capsys, ['--left', pair[0], '--right', small, '--output', tmp_path / 'o'],
                          'is 160x120 but right image')
     assert '150x100' in line
 
@@ -128,7 +117,7 @@ def test_folder_count_mismatch(tmp_path, capsys, scene):
     for name in ('a', 'b'):
         write_rgb(left_dir / f'{name}.png', scene.left)
     write_rgb(right_dir / 'a.png', scene.right)
-    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', tmp_path / 'o'],
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', tmp_path / 'o'],
                   'holds 2 images but')
 
 
@@ -138,7 +127,7 @@ def test_unwritable_output_folder(tmp_path, capsys, pair):
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', locked], 'not writable')
+        expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', locked], 'not writable')
     finally:
         locked.chmod(stat.S_IRWXU)
 
@@ -146,23 +135,23 @@ def test_unwritable_output_folder(tmp_path, capsys, pair):
 def test_output_path_that_is_a_file(tmp_path, capsys, pair):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', blocker / 'sub'],
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', blocker / 'sub'],
                   'cannot create output folder')
     assert blocker.read_text() == 'x'
 
 
 def test_intrinsics_problems(tmp_path, capsys, scene, pair):
     zero = write_k_txt(tmp_path / 'K0.txt', scene.camera, baseline=0.0)
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o', '--intrinsics', zero],
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o', '--intrinsics', zero],
                   'baseline 0')
     calib = write_calibration_pair(str(tmp_path), make_scene('plane', 80, 60, seed=0))
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
                            '--calib-left', calib[0], '--calib-right', calib[1]], 'is for 80x60 images')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
                            '--calib-left', calib[0]], 'go together')
 
 
 def test_input_selection_errors(tmp_path, capsys, pair):
-    _expect_error(capsys, ['--left', pair[0]], 'go together')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
-    _expect_error(capsys, [], 'exactly one input')
+    expect_run_error(capsys, ['--left', pair[0]], 'go together')
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
+    expect_run_error(capsys, [], 'exactly one input')

@@ -1,5 +1,4 @@
 """Intrinsics from K.txt, calibration YAML pairs and camera_info records (the one validator)."""
-import os
 
 import pytest
 import yaml

@@ -1,6 +1,5 @@
 """Hostile, damaged or inconsistent checkpoints and bad runtime inputs are refused cleanly."""
 import os
-import pathlib
 import pickle
 import zipfile
 

@@ -150,3 +150,15 @@ def tree_snapshot(directory):
             with open(path, 'rb') as handle:
                 snapshot[os.path.relpath(path, directory)] = handle.read()
     return snapshot
+
+
+def expect_run_error(capsys, args, message, untouched=None):
+    """`ffs-stereo run` fails with exit 2 and ONE error line containing `message`; `untouched` stays as it was."""
+    before = tree_snapshot(untouched) if untouched else None
+    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
+    assert status == 2, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1 and message in lines[0], stderr
+    if untouched:
+        assert tree_snapshot(untouched) == before
+    return lines[0]

@@ -11,7 +11,7 @@ from fast_foundation_stereo_ros.offline.bag_messages import ros2_typestore, stam
 from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
 
 from ..helpers import cloud_fields
-from .helpers import (FRAME_ID, camera_from_bag, error_lines, run_cli, small_scenes, tree_snapshot, write_k_txt,
+from .helpers import (FRAME_ID, camera_from_bag, expect_run_error, run_cli, small_scenes, write_k_txt,
                       write_stereo_bag)
 
 FRAMES = 3
@@ -126,21 +126,10 @@ def test_unpaired_messages_are_counted_per_topic(tmp_path, capsys, scenes):
         [stamp_ns(msg.header) for _, msg in messages['/right/image_rect']]
 
 
-def _expect_error(capsys, args, message, untouched=None):
-    before = tree_snapshot(untouched) if untouched else None
-    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
-    assert status == 2, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1 and message in lines[0], stderr
-    if untouched:
-        assert tree_snapshot(untouched) == before
-    return lines[0]
-
-
 def test_missing_topics_are_named_with_what_the_bag_has(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
-    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left'],
+    line = expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left'],
                          'has no topic /cam/left')
     assert '/left/image_rect (sensor_msgs/msg/Image)' in line and '/chatter' in line
     assert not (tmp_path / 'out').exists()
@@ -150,7 +139,7 @@ def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, sce
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
     # the model path is wrong too: the topic error must come first, without loading anything
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
                            '--model', str(tmp_path / 'missing.onnx')], 'has no topic /cam/left')
     assert not (tmp_path / 'out').exists()
 
@@ -158,7 +147,7 @@ def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, sce
 def test_missing_camera_info(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1], with_infos=False)
-    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'],
+    line = expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'],
                          'has no camera_info on /left/camera_info, /right/camera_info')
     assert '--intrinsics' in line
     assert not (tmp_path / 'out').exists()
@@ -169,9 +158,9 @@ def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, ca
     write_stereo_bag(bag, scenes[:1])
     out.mkdir()
     (out / 'metadata.yaml').write_text('previous bag')
-    _expect_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
     # --overwrite, but the run fails (bad camera_info topic): the old bag stays, no partial bag
-    _expect_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
                   'carries std_msgs/msg/String', untouched=out)
     assert sorted(os.listdir(tmp_path)) == ['in', 'out']
     status, _, _ = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--overwrite', '--no-progress')
@@ -181,7 +170,7 @@ def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, ca
 def test_camera_info_with_other_stamps_leaves_no_bag(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:2], right_info_delay_ns=1_000)
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'], 'share a header stamp')
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'], 'share a header stamp')
     assert sorted(os.listdir(tmp_path)) == ['in']  # no partial bag, no staging folder
 
 
@@ -189,18 +178,18 @@ def test_bad_intrinsics_for_a_bag(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1], with_infos=False)
     k_txt = write_k_txt(tmp_path / 'K.txt', scenes[0].camera, baseline=-0.1)
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--intrinsics', k_txt], 'baseline -0.1')
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--intrinsics', k_txt], 'baseline -0.1')
     assert sorted(os.listdir(tmp_path)) == ['K.txt', 'in']
 
 
 def test_not_a_bag_and_input_as_output(tmp_path, capsys, scenes):
     junk = tmp_path / 'junk.mcap'
     junk.write_bytes(b'not a bag')
-    _expect_error(capsys, ['--bag', junk, '--output-bag', tmp_path / 'out'], 'cannot open bag')
-    _expect_error(capsys, ['--bag', tmp_path / 'none', '--output-bag', tmp_path / 'out'], 'does not exist')
+    expect_run_error(capsys, ['--bag', junk, '--output-bag', tmp_path / 'out'], 'cannot open bag')
+    expect_run_error(capsys, ['--bag', tmp_path / 'none', '--output-bag', tmp_path / 'out'], 'does not exist')
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
-    _expect_error(capsys, ['--bag', bag, '--output-bag', bag, '--overwrite'], 'is the input bag', untouched=bag)
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', bag, '--overwrite'], 'is the input bag', untouched=bag)
 
 
 def test_first_camera_infos_of_a_bag(tmp_path, scenes):
