@@ -109,8 +109,8 @@ class FrameOptions:
         if not self.min_depth >= 0:
             raise ConfigError(f'min_depth must be >= 0 m, got {self.min_depth}')
         if not self.max_depth > self.min_depth:
-            raise ConfigError(f'max_depth must be greater than min_depth ({self.min_depth} m) or unlimited, '
-                              f'got {self.max_depth}')
+            raise ConfigError(f'max_depth must be greater than min_depth ({self.min_depth} m), or no limit '
+                              f'(0 as a parameter or option), got {self.max_depth}')
         step = self.point_cloud_decimation
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= MAX_DECIMATION:
             raise ConfigError(f'point_cloud_decimation must be an integer in 1..{MAX_DECIMATION}, got {step}')

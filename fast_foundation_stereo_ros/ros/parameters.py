@@ -15,6 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from .. import defaults
 from ..backends import BACKEND_NAMES
 from ..errors import ConfigError
+from ..pipeline.frame_stage import MAX_DECIMATION, FrameOptions
 from ..pipeline.image_fitting import FIT_MODES
 from .qos import QOS_PRESETS, RELIABILITY_CHOICES
 
@@ -80,7 +81,7 @@ PARAMETERS = (
     ParameterSpec('avoid_point_cloud_padding', False, 'Packed points2 layout (16/12 bytes per point) '
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
-                  bounds=(1, 16)),
+                  bounds=(1, MAX_DECIMATION)),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
@@ -148,6 +149,13 @@ class NodeConfig:
         return (self.min_depth, self.max_depth if self.max_depth > 0 else math.inf)
 
     @property
+    def frame_options(self):
+        """The per-frame stage's options (checked by FrameOptions, as for every tool)."""
+        return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
+                            min_depth=self.depth_range[0], max_depth=self.depth_range[1],
+                            point_cloud_decimation=self.point_cloud_decimation)
+
+    @property
     def sync_tolerance_ns(self):
         """0 = exact; None = unbounded approximate; else the approximate window."""
         if not self.approximate_sync:
@@ -184,9 +192,12 @@ def validate(values):
         _check_value(spec, merged[spec.name])
     if merged['scale'] <= 0.0:
         _reject('scale', merged['scale'], '0 < scale <= 1')
-    if merged['max_depth'] > 0 and merged['max_depth'] <= merged['min_depth']:
-        _reject('max_depth', merged['max_depth'], f"0 (no limit) or > min_depth ({merged['min_depth']})")
-    return NodeConfig(**merged)
+    config = NodeConfig(**merged)
+    try:
+        config.frame_options  # noqa: B018 - built to be checked
+    except ConfigError as exc:
+        raise ConfigError(f'parameter {exc}') from None
+    return config
 
 
 def _check_value(spec, value):

@@ -35,8 +35,7 @@ from stereo_msgs.msg import DisparityImage
 
 from ..backends import backend_kind, create_backend
 from ..errors import FFSError
-from ..pipeline.frame_stage import (BackendFailure, BadFrame, FrameOptions, FrameProcessor, OutputRequest,
-                                    StereoFrame)
+from ..pipeline.frame_stage import BackendFailure, BadFrame, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.latest_slot import LatestSlot
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
@@ -69,10 +68,7 @@ class StereoNode(Node):
         self.backend = backend if backend is not None else self._create_backend()
         self.processor = FrameProcessor(
             StereoPipeline(self.backend, self.config.scale, self.config.fit_mode), RclpyMessageFactory(),
-            FrameOptions(use_color=self.config.use_color,
-                         avoid_point_cloud_padding=self.config.avoid_point_cloud_padding,
-                         min_depth=self.config.depth_range[0], max_depth=self.config.depth_range[1],
-                         point_cloud_decimation=self.config.point_cloud_decimation))
+            self.config.frame_options)
         self.statistics = NodeStatistics()
         self.synchronizer = StereoSynchronizer(INPUT_TOPICS, self.config.queue_size,
                                                self.config.sync_tolerance_ns)

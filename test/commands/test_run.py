@@ -43,6 +43,35 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
     assert np.median(points[:, 2]) == pytest.approx(float(scene.depth[0, 0]), rel=0.02)
 
 
+def test_pair_honours_the_node_geometry_options(tmp_path, capsys, scene, pair):
+    """Depth range, decimation, colour and millimetre depth reach the files, as in the node."""
+    k_txt = write_k_txt(tmp_path / 'K.txt', scene.camera)
+    plain, limited = tmp_path / 'plain', tmp_path / 'limited'
+    assert run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', plain, '--intrinsics', k_txt)[0] == 0
+    depth = float(scene.depth[0, 0])
+    status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', limited,
+                                '--intrinsics', k_txt, '--min-depth', 0.9 * depth, '--max-depth', 1.1 * depth,
+                                '--point-cloud-decimation', 4, '--no-color', '--depth-mm')
+    assert status == 0, stderr
+    full = np.load(plain / 'pair_left_depth.npy')
+    cut = np.load(limited / 'pair_left_depth.npy')
+    kept = (full >= 0.9 * depth) & (full <= 1.1 * depth)
+    np.testing.assert_array_equal(cut[kept], full[kept])
+    assert np.isnan(cut[~kept]).all() and kept.sum() > 100 and (~kept & np.isfinite(full)).any()
+    millimetres = cv2.imread(str(limited / 'pair_left_depth_mm.png'), cv2.IMREAD_UNCHANGED)
+    assert millimetres.dtype == np.uint16
+    np.testing.assert_array_equal(millimetres == 0, np.isnan(cut))
+    points, colours = read_ply(str(limited / 'pair_left_cloud.ply'))
+    expected = cut[::4, ::4]
+    assert len(points) == np.isfinite(expected).sum()
+    np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(expected[np.isfinite(expected)]))
+    assert (colours == 255).all()   # no colour: white points
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
+                              '--point-cloud-decimation', 0], 'point_cloud_decimation must be an integer in 1..16')
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
+                              '--disparity-color'], '--disparity-color applies to --bag input')
+
+
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
     status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o')
     assert status == 0
