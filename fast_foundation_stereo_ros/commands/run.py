@@ -73,7 +73,7 @@ def register(subparsers):
 def frame_options(args):
     """The node's geometry options from the command line (max_depth 0 = no limit, as in the node)."""
     return FrameOptions(use_color=not args.no_color, avoid_point_cloud_padding=args.avoid_point_cloud_padding,
-                        min_depth=args.min_depth, max_depth=args.max_depth if args.max_depth > 0 else math.inf,
+                        min_depth=args.min_depth, max_depth=math.inf if args.max_depth == 0 else args.max_depth,
                         point_cloud_decimation=args.point_cloud_decimation)
 
 
