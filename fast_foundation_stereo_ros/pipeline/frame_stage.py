@@ -66,6 +66,15 @@ def reported_stages(timings):
     return totals
 
 
+class OptionError(ConfigError):
+    """A FrameOptions value out of range; names the option, its value and what is allowed,
+    so the node can report it as the parameter of the same name."""
+
+    def __init__(self, option, value, allowed):
+        super().__init__(f'{option} = {value!r} is invalid; allowed: {allowed}')
+        self.option, self.value, self.allowed = option, value, allowed
+
+
 class BackendFailure(RuntimeError):
     """The backend raised while inferring one frame (the cause is chained)."""
 
@@ -107,13 +116,12 @@ class FrameOptions:
 
     def __post_init__(self):
         if not self.min_depth >= 0:
-            raise ConfigError(f'min_depth must be >= 0 m, got {self.min_depth}')
+            raise OptionError('min_depth', self.min_depth, '>= 0 (metres)')
         if not self.max_depth > self.min_depth:
-            raise ConfigError(f'max_depth must be greater than min_depth ({self.min_depth} m), or no limit '
-                              f'(0 as a parameter or option), got {self.max_depth}')
+            raise OptionError('max_depth', self.max_depth, f'0 (no limit) or > min_depth ({self.min_depth})')
         step = self.point_cloud_decimation
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= MAX_DECIMATION:
-            raise ConfigError(f'point_cloud_decimation must be an integer in 1..{MAX_DECIMATION}, got {step}')
+            raise OptionError('point_cloud_decimation', step, f'an integer in 1..{MAX_DECIMATION}')
 
     @property
     def depth_range(self):

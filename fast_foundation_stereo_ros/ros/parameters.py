@@ -15,7 +15,7 @@ from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValu
 from .. import defaults
 from ..backends import BACKEND_NAMES
 from ..errors import ConfigError
-from ..pipeline.frame_stage import MAX_DECIMATION, FrameOptions
+from ..pipeline.frame_stage import MAX_DECIMATION, FrameOptions, OptionError
 from ..pipeline.image_fitting import FIT_MODES
 from .qos import QOS_PRESETS, RELIABILITY_CHOICES
 
@@ -195,8 +195,8 @@ def validate(values):
     config = NodeConfig(**merged)
     try:
         config.frame_options  # noqa: B018 - built to be checked
-    except ConfigError as exc:
-        raise ConfigError(f'parameter {exc}') from None
+    except OptionError as exc:
+        _reject(exc.option, merged[exc.option], exc.allowed)
     return config
 
 

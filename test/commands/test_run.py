@@ -67,11 +67,11 @@ def test_pair_honours_the_node_geometry_options(tmp_path, capsys, scene, pair):
     np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(expected[np.isfinite(expected)]))
     assert (colours == 255).all()   # no colour: white points
     expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
-                              '--point-cloud-decimation', 0], 'point_cloud_decimation must be an integer in 1..16')
+                              '--point-cloud-decimation', 0], 'point_cloud_decimation = 0 is invalid; allowed: an integer in 1..16')
     expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
                               '--disparity-color'], '--disparity-color applies to --bag input')
     expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
-                              '--max-depth', -1], 'max_depth must be greater than min_depth')
+                              '--max-depth', -1], 'max_depth = -1.0 is invalid; allowed: 0 (no limit) or > min_depth')
 
 
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):

@@ -86,11 +86,11 @@ def test_bad_input_is_one_frame_with_a_cause(scene):
 
 
 @pytest.mark.parametrize('options, message', [
-    ({'min_depth': -1.0}, 'min_depth must be >= 0'),
-    ({'min_depth': 2.0, 'max_depth': 1.0}, 'max_depth must be greater than min_depth'),
-    ({'point_cloud_decimation': 0}, 'point_cloud_decimation must be an integer in 1..16'),
-    ({'point_cloud_decimation': 17}, 'in 1..16'),
-    ({'point_cloud_decimation': 2.5}, 'in 1..16'),
+    ({'min_depth': -1.0}, r'min_depth = -1.0 is invalid; allowed: >= 0 \(metres\)'),
+    ({'min_depth': 2.0, 'max_depth': 1.0}, r'max_depth = 1.0 is invalid; allowed: 0 \(no limit\) or > min_depth \(2.0\)'),
+    ({'point_cloud_decimation': 0}, 'point_cloud_decimation = 0 is invalid; allowed: an integer in 1..16'),
+    ({'point_cloud_decimation': 17}, 'point_cloud_decimation = 17 is invalid'),
+    ({'point_cloud_decimation': 2.5}, 'point_cloud_decimation = 2.5 is invalid'),
 ])
 def test_options_are_checked_once_for_every_tool(options, message):
     with pytest.raises(ConfigError, match=message):

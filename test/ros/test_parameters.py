@@ -74,7 +74,7 @@ def test_invalid_overrides_raise_one_config_error(make_node, overrides, message)
 def test_validate_cross_checks():
     with pytest.raises(ConfigError, match="'scale' = 0.0"):
         validate({'scale': 0.0})
-    with pytest.raises(ConfigError, match=r'parameter max_depth must be greater than min_depth \(2.0 m\), or no limit'):
+    with pytest.raises(ConfigError, match="'max_depth' = 1.0 is invalid; allowed: 0 \\(no limit\\) or > min_depth \\(2.0\\)"):
         validate({'min_depth': 2.0, 'max_depth': 1.0})
     with pytest.raises(ConfigError, match='unknown parameter'):
         validate({'maxdisp': 64})
