@@ -32,15 +32,15 @@ def backend_kind(model_path, backend='auto'):
         ".pth or native model directory, or 'sgbm' for the weight-free classical matcher")
 
 
-def create_backend(model_path, backend='auto', device='cpu', max_disp=192, valid_iters=8):
-    """Instantiate the backend for `model_path` (see `backend_kind`)."""
+def create_backend(model_path, backend='auto', device='cpu', max_disp=192, valid_iters=8, cuda_graph=False):
+    """Instantiate the backend for `model_path` (see `backend_kind`); `cuda_graph` applies to TensorRT."""
     kind = backend_kind(model_path, backend)
     if kind == 'sgbm':
         from .sgbm import SGBMBackend
         return SGBMBackend(max_disp=max_disp)
     if kind == 'tensorrt':
         from .tensorrt import TensorRTBackend
-        return TensorRTBackend(model_path)
+        return TensorRTBackend(model_path, cuda_graph=cuda_graph)
     if kind == 'onnxruntime':
         from .onnx_runtime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(model_path, device=device)
