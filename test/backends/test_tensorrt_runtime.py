@@ -298,3 +298,17 @@ def test_probe_records_runtime_and_driver_cuda_in_the_fingerprint(tmp_path, monk
     record = json.load(open(sidecar_path(engine)))
     assert (record['cuda_runtime_version'], record['cuda_driver_version'], record['cuda_bindings']) == \
         ('12.6', '12.8', 'fake-cuda 12.6')
+
+
+def test_package_extras_pin_the_bindings_the_runtime_asks_for():
+    import ast
+
+    from ..paths import REPO_ROOT
+    tree = ast.parse((REPO_ROOT / 'setup.py').read_text())
+    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'setup')
+    extras = ast.literal_eval(next(keyword.value for keyword in call.keywords if keyword.arg == 'extras_require'))
+    assert extras['gpu-cuda12'] == [runtime.CUDA12_BINDINGS_PIN] == [runtime.bindings_pin_for_driver(12020)]
+    assert extras['gpu-cuda13'] == [runtime.CUDA13_BINDINGS_PIN] == [runtime.bindings_pin_for_driver(13000)]
+    assert runtime.CUDA12_BINDINGS_PIN in extras['gpu']  # loads on CUDA-12 and newer drivers
+    assert not [requirement for requirements in extras.values() for requirement in requirements
+                if requirement == 'cuda-python']  # unpinned resolves to 13.x, which JetPack 6 cannot load
