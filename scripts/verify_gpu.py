@@ -304,7 +304,8 @@ def check_cuda_runtime(args, report):
         report.add('cuda-python open', {'gpu': name, 'compute_capability': capability,
                                         'runtime': runtime.format_cuda_version(runtime_version),
                                         'driver': runtime.format_cuda_version(driver_version),
-                                        'stream_handle_nonzero': runtime.stream_handle(cuda.stream) != 0},
+                                        'stream_handle_nonzero': cuda.stream_handle != 0,
+                                        'native_handle_function': runtime.native_handle_function() is not None},
                    f'{name} sm{capability}, runtime {runtime.format_cuda_version(runtime_version)}, driver '
                    f'{runtime.format_cuda_version(driver_version)}, {cuda.binding}')
         check_copies(cuda, runtime, args.runs, report)

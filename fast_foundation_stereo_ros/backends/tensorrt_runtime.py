@@ -10,7 +10,8 @@ Split in two on purpose:
   cuda-python line a driver can load (`bindings_pin_for_driver`), which CUDA
   binding to fall back to and what to tell the user (`open_cuda`,
   `cuda_unavailable_message`), the stream handle without the deprecated
-  `int(stream)` (`stream_handle`), and the capture-once / fall-back-once CUDA
+  `int(stream)` where the bindings offer `get_cuda_native_handle`
+  (`stream_handle`), and the capture-once / fall-back-once CUDA
   graph state machine (`GraphLauncher`);
 * thin wrappers around the CUDA runtime (`_CudaPythonApi`, cuda-python /
   cuda-bindings) and the driver API (`_PyCudaApi`, pycuda) that only call
@@ -163,13 +164,24 @@ class CudaDriverTooOld(CudaError):
     """The binding's CUDA runtime needs a newer driver than the one installed."""
 
 
-def stream_handle(stream):
-    """The raw cudaStream_t address of a cuda-python stream, for TensorRT's execute_async_v3.
+def native_handle_function():
+    """cuda.bindings.utils.get_cuda_native_handle where it exists (cuda-bindings 12.9.1+ / 13), else None."""
+    try:
+        from cuda.bindings.utils import get_cuda_native_handle
+    except ImportError:
+        return None
+    return get_cuda_native_handle
 
-    cuda-bindings 13 deprecates `int(stream)`; every line has `getPtr()`.
+
+def stream_handle(stream, native_handle):
+    """The raw cudaStream_t value of a cuda-python stream, for TensorRT's execute_async_v3.
+
+    cuda-bindings 12.9.1/13 deprecate `int(stream)` in favour of
+    `utils.get_cuda_native_handle` (`native_handle`); older lines only have
+    `int`. (`getPtr()` is no substitute: it is the address of the wrapper's
+    storage, not the stream.)
     """
-    get_pointer = getattr(stream, 'getPtr', None)
-    return int(get_pointer()) if get_pointer is not None else int(stream)
+    return int(native_handle(stream)) if native_handle is not None else int(stream)
 
 
 def cuda_binding_versions():
@@ -283,6 +295,7 @@ class _CudaPythonApi:
         self.binding = 'cuda-python ' + versions.get('cuda-bindings', versions.get('cuda-python', '?'))
         self._check(cudart.cudaSetDevice(device))
         self.stream = self._check(cudart.cudaStreamCreate())
+        self.stream_handle = stream_handle(self.stream, native_handle_function())
 
     def _check(self, result):
         error, *values = result if isinstance(result, tuple) else (result,)
@@ -294,10 +307,6 @@ class _CudaPythonApi:
                 raise CudaDriverTooOld(f'{self.binding} needs a newer driver ({name}: {text})', name)
             raise CudaError(f'CUDA error {name}: {text}', name)
         return values[0] if len(values) == 1 else (values or None)
-
-    @property
-    def stream_handle(self):
-        return stream_handle(self.stream)
 
     def describe_device(self):
         props = self._check(self._rt.cudaGetDeviceProperties(self._device))

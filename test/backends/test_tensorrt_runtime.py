@@ -98,15 +98,20 @@ def test_no_binding_installed_names_the_pin_for_this_driver_or_both_lines(monkey
     assert "'cuda-python>=12.6,<13' on CUDA-12 hosts (JetPack 6)" in runtime.CUDA_MISSING
 
 
-def test_stream_handle_prefers_getptr_over_int():
+def test_stream_handle_uses_the_native_handle_function_where_it_exists():
     class Stream:
         def getPtr(self):
-            return 0xABC
+            return 0xDEAD  # the wrapper's own storage: never the stream
 
         def __int__(self):
             raise AssertionError('int(stream) is deprecated in cuda-bindings 13')
-    assert runtime.stream_handle(Stream()) == 0xABC
-    assert runtime.stream_handle(0x77) == 0x77
+    stream = Stream()
+    assert runtime.stream_handle(stream, lambda handle: 0xABC if handle is stream else None) == 0xABC
+
+    class OldStream:
+        def __int__(self):
+            return 0x77
+    assert runtime.stream_handle(OldStream(), None) == 0x77
 
 
 # --- cuda-python wrapper over a stand-in runtime module ------------------------------------------
