@@ -51,13 +51,17 @@ SKIPPED_NO_CUDA = 'skipped: no CUDA'
 class Report:
     """Collects results and prints one line per check."""
 
-    def __init__(self):
+    def __init__(self, output_dir=None):
         self.results = {}
         self.started = time.perf_counter()
+        self.path = os.path.join(output_dir, 'verify_gpu.json') if output_dir else None
 
     def add(self, name, value, line=None):
         self.results[name] = value
         print(f'{name:34s} {line if line is not None else value}', flush=True)
+        if self.path:  # rewritten after every check, so a run cut short still leaves its results
+            with open(self.path, 'w', encoding='utf-8') as stream:
+                json.dump(self.results, stream, indent=2, default=str)
 
     def elapsed(self):
         return time.perf_counter() - self.started
@@ -162,7 +166,7 @@ def describe_difference(figures):
 # --- network checks -----------------------------------------------------------------------------------
 
 def check_network(network, pair, args, report, cuda):
-    import torch
+    """CPU run, then CUDA fp32 vs CPU and fp16 autocast vs fp32 (network left on the GPU when there is one)."""
     iters, max_disp = (1, 64) if args.cpu_smoke else (4, 192)
     if pair is None or args.cpu_smoke:
         pair = textured_pair(*((64, 96) if args.cpu_smoke else (160, 224)))
@@ -183,11 +187,19 @@ def check_network(network, pair, args, report, cuda):
     figures = differences(fp16, fp32)
     report.add('network cuda fp16 vs fp32', figures, describe_difference(figures))
     network.mixed_precision = False
+
+
+def check_latency(network, args, report):
+    """480x640 latency with 4 and 8 iterations, fp32 and fp16, eager and CUDA graph; then torch.compile."""
+    import torch
     latencies = {}
     for iterations in (4, 8):
         for fp16 in (False, True):
             key = f"{iterations} iters {'fp16' if fp16 else 'fp32'}"
-            latencies[key] = time_network(network, iterations, fp16, args.runs)
+            try:
+                latencies[key] = time_network(network, iterations, fp16, args.runs)
+            except Exception as exc:  # noqa: BLE001 - one failed figure must not hide the others
+                latencies[key] = {'eager': f'failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}'}
             report.add(f'latency 480x640 {key}', latencies[key], format_latency(latencies[key]))
     if report.elapsed() < args.compile_budget_s:
         compiled = time_compiled(network, args.runs)
@@ -395,8 +407,8 @@ def main(argv=None):
     parser.add_argument('--prepare', metavar='DIR', help='write the fixture architecture + pair to DIR and exit')
     parser.add_argument('--cpu-smoke', action='store_true', help='tiny CPU run; CUDA parts report skipped')
     parser.add_argument('--runs', type=int, default=20, help='timed runs per latency figure (default 20)')
-    parser.add_argument('--compile-budget-s', type=float, default=240.0,
-                        help='try torch.compile only if the checks so far took less than this (default 240)')
+    parser.add_argument('--compile-budget-s', type=float, default=180.0,
+                        help='try torch.compile only if the checks so far took less than this (default 180)')
     args = parser.parse_args(argv)
     candidates = [args.fixture] if args.fixture else [DEFAULT_FIXTURE, PREPARED_DEFAULT]
     fixture = next((path for path in candidates if path and (
@@ -410,7 +422,7 @@ def main(argv=None):
         prepare(fixture, args.prepare)
         return 0
     import torch
-    report = Report()
+    report = Report(os.environ.get('OUT'))
     cuda = torch.cuda.is_available() and not args.cpu_smoke
     report.add('machine', {'python': platform.python_version(), 'torch': torch.__version__,
                            'torch_cuda': torch.version.cuda,
@@ -420,15 +432,15 @@ def main(argv=None):
     torch.manual_seed(0)
     network, pair = load_network(fixture, report)
     check_network(network, pair, args, report, cuda)
-    if cuda:
-        check_cuda_runtime(args, report)
+    if cuda:  # the quick runtime checks before the long latency ones
+        try:
+            check_cuda_runtime(args, report)
+        except Exception as exc:  # noqa: BLE001 - report it and still time the network
+            report.add('cuda-python runtime', f'failed: {type(exc).__name__}: {exc}')
+        check_latency(network, args, report)
     else:
         report.add('cuda-python runtime', SKIPPED_NO_CUDA)
     report.add('total seconds', round(report.elapsed(), 1))
-    output = os.environ.get('OUT')
-    if output:
-        with open(os.path.join(output, 'verify_gpu.json'), 'w', encoding='utf-8') as stream:
-            json.dump(report.results, stream, indent=2, default=str)
     return 0
 
 
