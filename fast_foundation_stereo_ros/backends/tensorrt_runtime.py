@@ -393,9 +393,13 @@ class _PyCudaApi:
 
     def __init__(self, device):
         import pycuda.driver as driver
-        driver.init()
+        try:
+            driver.init()
+            self._gpu = driver.Device(device)
+        except driver.Error as exc:
+            raise EngineError(f'pycuda cannot use GPU {device}: {exc} (is the NVIDIA driver loaded? '
+                              'nvidia-smi / ffs-stereo doctor)') from None
         self._driver = driver
-        self._gpu = driver.Device(device)
         self.binding = 'pycuda ' + cuda_binding_versions().get('pycuda', '?')
         # The primary context is the one the CUDA runtime (and so TensorRT)
         # uses; pushing it per call makes the backend usable from any thread.
