@@ -15,10 +15,12 @@ COMMAND_MODULES = (
     'infer',         # one pair through a model file
     'convert',       # .pth -> native safetensors + manifest
     'export',        # checkpoint -> ONNX, verified with ONNX Runtime
-    'build_engine',  # checkpoint/ONNX -> TensorRT engine + sidecar
+    'build_engine',  # checkpoint/ONNX -> verified TensorRT engine + sidecar
+    'verify_engine', # repeat an engine's check against ONNX Runtime
     'run',           # pairs, folders or rosbag2 through a backend
     'eval',          # metrics against ground truth
     'bench',         # per-stage, per-backend latency
+    'doctor',        # what this machine can run, and how to install what is missing
 )
 
 

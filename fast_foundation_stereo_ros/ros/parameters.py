@@ -71,6 +71,8 @@ PARAMETERS = (
     ParameterSpec('max_disp', defaults.MAX_DISP, 'Largest disparity searched, in network-input pixels (multiple of 16)',
                   bounds=(16, 1024, 16)),
     ParameterSpec('valid_iters', defaults.VALID_ITERS, 'Refinement iterations (PyTorch backend)', bounds=(1, 64)),
+    ParameterSpec('cuda_graph', False, 'TensorRT: replay the engine as a CUDA graph captured once (less '
+                  'launch overhead); a failed capture is logged once and the engine runs without it'),
     ParameterSpec('warmup', True, 'Run one dummy inference at start so the first frame is not slow'),
     # -- geometry -----------------------------------------------------------
     ParameterSpec('min_depth', 0.0, 'Nearest depth (m) kept in depth and points; nearer -> NaN',
@@ -120,6 +122,7 @@ class NodeConfig:
     fit_mode: str
     max_disp: int
     valid_iters: int
+    cuda_graph: bool
     warmup: bool
     min_depth: float
     max_depth: float

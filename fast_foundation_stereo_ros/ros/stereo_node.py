@@ -90,7 +90,7 @@ class StereoNode(Node):
                 "parameter 'model' to a .engine, .onnx or .pth file to run Fast-FoundationStereo"
                 % config.model)
         backend = create_backend(config.model, config.backend, config.device, config.max_disp,
-                                 config.valid_iters)
+                                 config.valid_iters, cuda_graph=config.cuda_graph)
         if config.warmup:
             started = time.perf_counter()
             backend.warmup()

@@ -80,7 +80,7 @@ def test_bench_command_prints_table(capsys):
     status = main(['bench', '--sizes', '64x96,32x64', '--backends', 'sgbm,tensorrt', '--runs', '2'])
     output = capsys.readouterr().out
     assert status == 0
-    assert re.search(r'sgbm\s+[0-9.]+ /\s+[0-9.]+\s+[0-9.]+ /', output)
+    assert re.search(r'sgbm on cpu\s+[0-9.]+ /\s+[0-9.]+\s+[0-9.]+ /', output)
     if not tensorrt_available():
         assert 'skipped: TensorRT not installed' in output
     assert 'convert' in output and 'restore' in output
