@@ -90,7 +90,7 @@ def load_network(fixture_dir, report):
     import torch
 
     from fast_foundation_stereo_ros.loading.checkpoint import instantiate_network, read_checkpoint
-    from fast_foundation_stereo_ros.loading.model_builder import build_network
+    from fast_foundation_stereo_ros.loading.network_builders import build_network
     checkpoint_path = os.path.join(fixture_dir, CHECKPOINT_NAME)
     if os.path.isfile(checkpoint_path):
         checkpoint = read_checkpoint(checkpoint_path)
