@@ -8,11 +8,11 @@ and duplicate nodes. onnxslim's MatMul+Add -> Gemm fusion is skipped: on the
 Reshapes, one node more than it removes, and TensorRT fuses MatMul + bias
 itself.
 
-`fold_scales_into_matmuls` then removes the constant scalings around the
-channels-last linear layers that onnxslim leaves: a per-channel Mul after
-MatMul + Add (layer scale) and a scalar Mul feeding a MatMul (GELU's 0.5)
-become part of the MatMul's constant weights; values change only by float
-rounding.
+`fold_scales_into_matmuls` then removes the constant per-channel scaling
+after the channels-last linear layers that onnxslim leaves (MatMul + Add +
+Mul, EdgeNeXt's layer scale): it becomes part of the MatMul's constant
+weights; values change only by float rounding. GELU's 0.5 is left alone:
+ONNX Runtime and TensorRT recognise the erf-GELU pattern only with it.
 
 `nodes_per_iteration` counts the nodes of one unrolled GRU step from the
 graph's data flow (each step starts with the lookup's GatherElements), so
@@ -43,12 +43,11 @@ def compact_graph(model):
 
 
 def fold_scales_into_matmuls(model):
-    """Fold constant Mul nodes into adjacent MatMul weights, in place; returns the number removed.
+    """Fold per-channel Muls into the preceding MatMul + Add, in place; returns the number removed.
 
-    1. MatMul(x, W) -> Add(b) -> Mul(g), g constant over the last axis:
-       MatMul(x, W*g) -> Add(b*g);
-    2. Mul(a, s) -> MatMul(., W), s a constant scalar: MatMul(a, s*W).
-    Only single-consumer chains with initializer operands are rewritten.
+    MatMul(x, W) -> Add(b) -> Mul(g), g constant over the last axis, becomes
+    MatMul(x, W*g) -> Add(b*g). Only single-consumer chains with initializer
+    operands are rewritten.
     """
     import numpy as np
     from onnx import numpy_helper
@@ -84,18 +83,6 @@ def fold_scales_into_matmuls(model):
             continue
         weight_name = node.input[1]
         weight = numpy_helper.to_array(initializers[weight_name])
-        # 2. scalar Mul feeding this MatMul
-        producer = producers.get(node.input[0])
-        if producer is not None and producer.op_type == 'Mul' and only_consumer(producer.output[0]) is node:
-            data = [name for name in producer.input if name not in initializers]
-            scale = constant(producer, data[0])[1] if len(data) == 1 else None
-            if scale is not None and scale.size == 1:
-                weight = weight * scale.reshape(())
-                node.input[1] = weight_name = replace(weight_name, weight, node.name)
-                node.input[0] = data[0]
-                consumers[data[0]] = [node if user is producer else user for user in consumers[data[0]]]
-                removed.append(producer)
-        # 1. per-channel Mul after MatMul -> Add
         add = only_consumer(node.output[0])
         if add is None or add.op_type != 'Add':
             continue

@@ -6,15 +6,14 @@ Three formulations live here, selected by `FastFoundationStereoNet.formulation`:
   grid_sample, no pooling over a (B*H*W)-batched tensor. The GWC volume sums
   the products of shifted copies one disparity at a time, in the official
   reduction order, so the eager network keeps the official rounding. The
-  concat volume is one gather of the zero-padded right features at w - d; the
+  concat volume is a skew of D copies of the zero-padded right rows; the
   lookup keeps every pyramid level side by side (zero-separated) in one table,
   so each GRU step samples all levels with one GatherElements per volume
   (geometry, correlation); both are bit-identical to the literal form;
 * "compact" (what ONNX export traces): "fast" with the GWC volume as one
   batched row matmul (every left column against every right column of the
-  same row, per group) plus one band gather that keeps the columns w - d and
-  a constant mask for the shifted-in zeros: a few nodes instead of a
-  slice/mul/reduce/pad chain per disparity. The matmul sums a group's channels
+  same row, per group) whose band of columns w - d is read out by a skewed
+  reshape: a few nodes instead of a slice/mul/reduce/pad chain per disparity. The matmul sums a group's channels
   in another order (about 1e-7 relative);
 * "reference": the official formulation written literally (expand +
   pad/unfold/flip to 6-D, normalise the expanded volume, einsum, per-level
@@ -30,20 +29,6 @@ import torch
 import torch.nn.functional as F
 
 FORMULATIONS = ('fast', 'compact', 'reference')
-
-
-def _band_index(num_disp, width, device):
-    """Flat index (D*W,) of column w - d in a row-major (w, w') grid and the (D, W) validity mask.
-
-    Entry d*W + w picks (w, max(w - d, 0)); the mask is 1 where w >= d, so
-    the clamped picks for w < d are multiplied away (the official volume is 0
-    there).
-    """
-    columns = torch.arange(width, device=device)
-    shifts = torch.arange(num_disp, device=device).view(-1, 1)
-    source = columns - shifts                                              # (D, W): w - d
-    index = (columns * width + source.clamp(min=0)).reshape(-1)
-    return index, source >= 0
 
 
 def group_correlation_volume(left, right, num_disp, num_groups, normalize=True):
@@ -83,33 +68,44 @@ def _normalized_groups(left, right, num_groups, normalize):
 def group_correlation_volume_matmul(left, right, num_disp, num_groups, normalize=True):
     """The GWC volume of `group_correlation_volume` as a few tensor ops (the export form).
 
-    All row products come from one matmul (B, G, H, W, gw) @ (B, G, H, gw, W);
-    one Gather keeps the D diagonals the volume needs and a constant mask
-    zeroes w < d. The matmul sums a group's channels in another order (about
-    1e-7 relative difference, test/network/test_compact_ops.py).
+    One matmul gives every left column against every right column of the
+    row, the right side padded with D zero columns in front:
+    M[w, j] = <l(w), r(j - D)> (0 for j < D), shape (W + 1, W + D) with a
+    zero left column appended. Flattened and read with row length W + D + 1, row w holds M[w, w - d + D] = V[d, w] at
+    column D - d (a skew), so one slice takes the whole band, zeros for w < d
+    included; a gather along the disparity axis (contiguous H x W blocks)
+    puts d in order. No per-element gather. The matmul sums a group's
+    channels in another order than the per-disparity form (about 1e-7
+    relative difference, test/network/test_compact_ops.py).
     """
     batch, channels, height, width = left.shape
     left, right = _normalized_groups(left, right, num_groups, normalize)
-    rows = torch.matmul(left.permute(0, 1, 3, 4, 2), right.permute(0, 1, 3, 2, 4))   # (B, G, H, W, W')
-    index, valid = _band_index(num_disp, width, left.device)
-    band = rows.reshape(batch, num_groups, height, width * width).index_select(3, index)
-    band = band.view(batch, num_groups, height, num_disp, width) * valid.to(band.dtype)
-    return band.permute(0, 1, 3, 2, 4)
+    # one extra (zero) left column makes the flat product long enough for the skewed read
+    left = F.pad(left, (0, 1))
+    right = F.pad(right, (num_disp, 0))
+    rows = torch.matmul(left.permute(0, 1, 3, 4, 2), right.permute(0, 1, 3, 2, 4))   # (B, G, H, W + 1, W + D)
+    skewed = rows.reshape(batch, num_groups, height, -1)[..., :width * (width + num_disp + 1)]
+    skewed = skewed.view(batch, num_groups, height, width, width + num_disp + 1)
+    band = skewed[..., 1:num_disp + 1].permute(0, 1, 4, 2, 3)                          # column D - d
+    reverse = torch.arange(num_disp - 1, -1, -1, device=band.device)
+    return band.index_select(2, reverse)
 
 
 def concat_volume(left, right, num_disp):
     """Concatenation volume (B, 2C, D, H, W): [left broadcast over D, right shifted by d].
 
-    The right half is one Gather of the right features padded with D - 1 zero
-    columns on the left: entry (d, w) reads padded column w - d + D - 1.
+    The right half is a skew of D copies of each right row padded with D
+    zeros in front and one behind (period P = W + D + 1): read with row
+    length P - 1, copy d starts d entries later, so row d, column w + D holds
+    r(w - d), or a padding zero for w < d. Only pad, tile, slices and
+    reshapes, all contiguous (no per-element gather); bit-identical to the
+    literal formulation.
     """
     batch, channels, height, width = left.shape
     left_part = left.unsqueeze(2).expand(batch, channels, num_disp, height, width)
-    padded = F.pad(right, (num_disp - 1, 0))
-    columns = torch.arange(width, device=right.device)
-    shifts = torch.arange(num_disp, device=right.device).view(-1, 1)
-    index = (columns - shifts + (num_disp - 1)).reshape(-1)
-    right_part = padded.index_select(3, index).view(batch, channels, height, num_disp, width)
+    padded = F.pad(right, (num_disp, 1))
+    tiled = padded.repeat(1, 1, 1, num_disp)[..., :num_disp * (width + num_disp)]
+    right_part = tiled.reshape(batch, channels, height, num_disp, width + num_disp)[..., num_disp:]
     return torch.cat((left_part, right_part.permute(0, 1, 3, 2, 4)), dim=1)
 
 
@@ -153,18 +149,20 @@ class TapTable:
         rows = signals[0].shape[0]
         self.table = torch.cat([F.pad(signal, (1, 1)).reshape(rows, -1) for signal in signals], dim=1)
         device, dtype = self.table.device, self.table.dtype
-        upper, starts, centres, offset = [], [], [], 0
+        upper = [0] * (max(centre_of_group) + 1)
+        starts, centres, offset = [], [], 0
         for signal, centre in zip(signals, centre_of_group):
             channels, length = signal.shape[1:]
+            upper[centre] = length
             for channel in range(channels):
-                upper.append(length)
                 starts.append(offset + channel * (length + 2) + 1)
                 centres.append(centre)
             offset += channels * (length + 2)
-        # per group: highest valid tap, first entry in the table, and which centre it follows
+        # per centre: highest tap index that reads the zero behind the signal
         self.upper = torch.tensor(upper, dtype=dtype, device=device).view(1, -1, 1)
-        self.starts = torch.tensor(starts, dtype=dtype, device=device).view(1, -1, 1)
-        self.group_centre = torch.tensor(centres, dtype=torch.long, device=device).view(-1, 1)
+        # per group: which centre it follows, and where its signal starts in the table
+        self.group_centre = torch.tensor(centres, dtype=torch.long, device=device)
+        self.starts = torch.tensor(starts, dtype=torch.long, device=device).view(1, -1, 1)
 
     def sample(self, centres, radius):
         """Linear interpolation at (-r..r) around each group's centre: (N, groups, 2r+1).
@@ -172,15 +170,17 @@ class TapTable:
         `centres` is (N, K); group g is sampled around centres[:, group_centre[g]].
         The 2r+1 taps of a group are integer offsets of one centre, so they
         share one fraction, and the 2r+2 entries floor(c) - r .. floor(c) + r + 1
-        serve them all; every tap of every group comes from one GatherElements.
+        serve them all. Index arithmetic runs per centre (N, K, 2r+2); one
+        integer gather spreads it over the groups, and every tap of every
+        group comes from one GatherElements.
         """
         rows = centres.shape[0]
         lower = torch.floor(centres)
-        frac = (centres - lower)[:, self.group_centre]                         # (N, groups, 1)
+        frac = (centres - lower)[:, self.group_centre].unsqueeze(-1)          # (N, groups, 1)
         steps = torch.arange(-radius, radius + 2, dtype=centres.dtype, device=centres.device)
-        index = lower[:, self.group_centre] + steps                            # (N, groups, 2r+2)
-        index = torch.minimum(torch.maximum(index, -torch.ones_like(self.upper)), self.upper) + self.starts
-        neighbours = torch.gather(self.table, 1, index.long().view(rows, -1)).view(*index.shape)
+        taps = torch.minimum(torch.maximum(lower.unsqueeze(-1) + steps, -torch.ones_like(self.upper)), self.upper)
+        index = taps.long()[:, self.group_centre] + self.starts               # (N, groups, 2r+2)
+        neighbours = torch.gather(self.table, 1, index.view(rows, -1)).view(*index.shape)
         return neighbours[..., :-1] * (1 - frac) + neighbours[..., 1:] * frac
 
 
@@ -271,9 +271,13 @@ class GeometryEncoding:
         corr = corr.reshape(batch * height * width, 1, width2)
         self.columns = torch.arange(width, dtype=torch.float32, device=left.device).view(
             1, 1, width, 1).repeat(batch, height, 1, 1).reshape(-1, 1)
-        # disp / 2**level for every level at once (exact: powers of two)
-        self.inverse_scales = torch.tensor([0.5 ** level for level in range(self.num_levels)],
-                                           dtype=torch.float32, device=left.device).view(1, -1)
+        # lookup centres = disp * disp_gain + column_offset, per level k: columns 2k (disparity
+        # taps: disp / 2**k) and 2k + 1 (right-row columns: (column - disp) / 2**k), exact because
+        # the scales are powers of two
+        scales = torch.tensor([0.5 ** level for level in range(self.num_levels)], dtype=torch.float32,
+                              device=left.device)
+        self.disp_gain = torch.stack([scales, -scales], dim=1).reshape(1, -1)
+        self.column_offset = self.columns * torch.stack([torch.zeros_like(scales), scales], dim=1).reshape(1, -1)
         geo_levels, corr_levels = [geo], [corr]
         for _ in range(self.num_levels - 1):
             if self.fast:
@@ -296,10 +300,9 @@ class GeometryEncoding:
         if not self.fast:
             return self._lookup_reference(disp)
         batch, height, width = self.shape
-        flat_disp = disp.reshape(-1, 1)
         # per level: disparity taps in the cost volume, matching columns in the right row
-        centres = torch.stack([flat_disp, self.columns - flat_disp], dim=2) * self.inverse_scales.unsqueeze(2)
-        taps = self.table.sample(centres.reshape(flat_disp.shape[0], -1), self.radius)
+        centres = disp.reshape(-1, 1) * self.disp_gain + self.column_offset
+        taps = self.table.sample(centres, self.radius)
         return taps.reshape(batch, height, width, -1).permute(0, 3, 1, 2)
 
     def _lookup_reference(self, disp):

@@ -13,6 +13,7 @@ from fast_foundation_stereo_ros.export.mixed_precision import (FLOAT, FLOAT16, a
                                                                type_conflicts)
 from fast_foundation_stereo_ros.export.onnx_export import (FP16_TOLERANCE_PX, ort_cpu_session, read_metadata, run_torch,
                                                            to_nchw)
+from fast_foundation_stereo_ros.export.precision_rules import is_top_level
 
 from .helpers import CHECKPOINT_NAME, EXPORT_ITERS, EXPORT_MAX_DISP, FP16_HEIGHT, FP16_WIDTH, exported_fixture_onnx, fixture_model
 
@@ -51,8 +52,11 @@ def test_fp16_graph_keeps_the_fp32_islands(graph):
     for node in graph.graph.node:
         by_op[node.op_type][types.get(node.output[0])] += 1
     # lookup, soft-argmin / upsampling weights, normalisation reductions stay float32 ...
-    for op in ('GatherElements', 'Floor', 'Softmax', 'LayerNormalization', 'ReduceL2', 'InstanceNormalization'):
+    for op in ('GatherElements', 'Floor', 'LayerNormalization', 'ReduceL2', 'InstanceNormalization'):
         assert by_op[op][FLOAT16] == 0 and by_op[op][FLOAT] > 0, (op, by_op[op])
+    glue_softmax = [types[node.output[0]] for node in graph.graph.node
+                    if node.op_type == 'Softmax' and is_top_level(node.name)]
+    assert glue_softmax == [FLOAT, FLOAT]    # soft-argmin and the convex-upsampling weights
     # ... and so do the disparity updates: disp (float32) + Cast(delta computed in FP16)
     producers = {output: node for node in graph.graph.node for output in node.output}
     updates = [node for node in graph.graph.node if node.op_type == 'Add' and types.get(node.output[0]) == FLOAT
