@@ -12,7 +12,8 @@ itself.
 after the channels-last linear layers that onnxslim leaves (MatMul + Add +
 Mul, EdgeNeXt's layer scale): it becomes part of the MatMul's constant
 weights; values change only by float rounding. GELU's 0.5 is left alone:
-ONNX Runtime and TensorRT recognise the erf-GELU pattern only with it.
+ONNX Runtime fuses the erf-GELU pattern only with it (folded, the unfused
+GELUs cost about 2 % of a CPU run).
 
 `nodes_per_iteration` counts the nodes of one unrolled GRU step from the
 graph's data flow (each step starts with the lookup's GatherElements), so
@@ -76,7 +77,6 @@ def fold_scales_into_matmuls(model):
         initializers[fresh.name] = fresh
         return fresh.name
 
-    producers = {output: node for node in graph.node for output in node.output}
     removed = []
     for node in list(graph.node):
         if node.op_type != 'MatMul' or node.input[1] not in initializers:
@@ -96,8 +96,7 @@ def fold_scales_into_matmuls(model):
         gain = gain.reshape(-1)
         node.input[1] = replace(weight_name, weight * gain, node.name)
         add.input[list(add.input).index(bias_name)] = replace(bias_name, bias * gain, add.name)
-        add.output[0], mul.output[0] = mul.output[0], add.output[0]
-        producers[add.output[0]] = add
+        add.output[0], mul.output[0] = mul.output[0], add.output[0]   # Add now feeds the Mul's consumers
         removed.append(mul)
     for node in removed:
         graph.node.remove(node)

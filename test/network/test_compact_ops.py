@@ -31,7 +31,7 @@ def test_matmul_gwc_volume_equals_reference(channels, groups, height, width, num
 
 
 @pytest.mark.parametrize('channels, width, num_disp', [(3, 12, 7), (5, 6, 9), (8, 40, 48)])
-def test_gather_concat_volume_is_bit_identical(channels, width, num_disp):
+def test_skewed_concat_volume_is_bit_identical(channels, width, num_disp):
     left, right = _pair(width, channels, 3, width)
     assert torch.equal(cv.concat_volume(left, right, num_disp), cv.concat_volume_reference(left, right, num_disp))
 
