@@ -15,7 +15,8 @@ from fast_foundation_stereo_ros.export.onnx_export import (FP16_TOLERANCE_PX, or
                                                            to_nchw)
 from fast_foundation_stereo_ros.export.precision_rules import is_top_level
 
-from .helpers import CHECKPOINT_NAME, EXPORT_ITERS, EXPORT_MAX_DISP, FP16_HEIGHT, FP16_WIDTH, exported_fixture_onnx, fixture_model
+from .helpers import (CHECKPOINT_NAME, EXPORT_ITERS, EXPORT_MAX_DISP, FP16_HEIGHT, FP16_WIDTH, exported_fixture_onnx,
+                      fixture_model)
 
 pytestmark = pytest.mark.skipif(not autocast_available(),
                                 reason='ModelOpt AutoCast missing: pip install --no-deps -r requirements-autocast.txt')

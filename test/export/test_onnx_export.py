@@ -154,22 +154,28 @@ def test_verification_pair_is_deterministic_and_textured():
 
 def test_layer_scale_folds_into_the_matmul_weights():
     """MatMul -> Add -> Mul(per-channel) becomes MatMul -> Add with scaled constants, same values."""
+    import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
+
     from fast_foundation_stereo_ros.export.graph_compaction import fold_scales_into_matmuls
     generator = np.random.default_rng(0)
     weights = {'w': generator.normal(size=(4, 3)), 'b': generator.normal(size=3), 'g': generator.normal(size=3),
                'h': generator.normal(size=(3, 2))}
-    nodes = [helper.make_node('MatMul', ['x', 'w'], ['m'], name='mm'), helper.make_node('Add', ['m', 'b'], ['a'], name='add'),
-             helper.make_node('Mul', ['a', 'g'], ['s'], name='scale'), helper.make_node('MatMul', ['s', 'h'], ['y'], name='mm2')]
+    nodes = [helper.make_node('MatMul', ['x', 'w'], ['m'], name='mm'),
+             helper.make_node('Add', ['m', 'b'], ['a'], name='add'),
+             helper.make_node('Mul', ['a', 'g'], ['s'], name='scale'),
+             helper.make_node('MatMul', ['s', 'h'], ['y'], name='mm2')]
+    initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()]
     graph = helper.make_graph(nodes, 'fold', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 5, 4])],
-                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 5, 2])],
-                              [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()])
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 5, 2])], initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
     feed = {'x': generator.normal(size=(2, 5, 4)).astype(np.float32)}
-    import onnxruntime
-    before = onnxruntime.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider']).run(None, feed)[0]
+
+    def run(proto):
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=['CPUExecutionProvider'])
+        return session.run(None, feed)[0]
+    before = run(model)
     assert fold_scales_into_matmuls(model) == 1
     onnx.checker.check_model(model)
     assert [node.op_type for node in model.graph.node] == ['MatMul', 'Add', 'MatMul']
-    after = onnxruntime.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider']).run(None, feed)[0]
-    assert np.allclose(before, after, atol=1e-5) and len(model.graph.initializer) == 3   # w*g, b*g, h
+    assert np.allclose(before, run(model), atol=1e-5) and len(model.graph.initializer) == 3   # w*g, b*g, h
