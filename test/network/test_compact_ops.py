@@ -43,7 +43,7 @@ def test_halving_equals_average_pooling():
 
 
 @pytest.mark.parametrize('levels, radius, num_disp, width', [(2, 4, 48, 40), (3, 2, 24, 17), (1, 1, 8, 6)])
-def test_one_gather_lookup_is_bit_identical_to_grid_sample_pyramid(levels, radius, num_disp, width):
+def test_one_gather_lookup_equals_grid_sample_pyramid_and_per_level_sampling(levels, radius, num_disp, width):
     """Fast (one table, one gather) vs reference (pooled batch, grid_sample per level), incl. taps outside."""
     generator = torch.Generator().manual_seed(levels * 100 + width)
     left, right = torch.randn(1, 8, 3, width, generator=generator), torch.randn(1, 8, 3, width, generator=generator)
