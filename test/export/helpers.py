@@ -16,25 +16,31 @@ from fast_foundation_stereo_ros.backends.engine_sidecar import (DeviceFingerprin
 EXPORT_HEIGHT, EXPORT_WIDTH = 128, 160
 EXPORT_ITERS = 2
 EXPORT_MAX_DISP = 192
+#: the fp16 export is checked on the fixture pair itself (160x224)
+FP16_HEIGHT, FP16_WIDTH = 160, 224
 CHECKPOINT_NAME = 'model_best_bp2_serialize.pth'
 
 _SESSION_CACHE = {}
 
 
-def exported_fixture_onnx(tmp_path_factory, fixture_dir):
-    """(onnx path, CLI stdout) of `ffs-stereo export` on the fixture checkpoint, made once."""
-    if 'onnx' not in _SESSION_CACHE:
+def exported_fixture_onnx(tmp_path_factory, fixture_dir, precision='fp32'):
+    """(onnx path, CLI stdout) of `ffs-stereo export --precision P` on the fixture checkpoint, made once.
+
+    fp32: at EXPORT_HEIGHT x EXPORT_WIDTH; fp16: at the fixture pair's own size.
+    """
+    if precision not in _SESSION_CACHE:
         from fast_foundation_stereo_ros.cli import main
-        path = str(tmp_path_factory.mktemp('onnx_export') / 'ffs_fixture.onnx')
+        height, width = (FP16_HEIGHT, FP16_WIDTH) if precision == 'fp16' else (EXPORT_HEIGHT, EXPORT_WIDTH)
+        path = str(tmp_path_factory.mktemp('onnx_export') / f'ffs_fixture_{precision}.onnx')
         output = io.StringIO()
         with contextlib.redirect_stdout(output):
             status = main(['export', '--model', str(fixture_dir / CHECKPOINT_NAME),
-                           '--height', str(EXPORT_HEIGHT), '--width', str(EXPORT_WIDTH),
+                           '--height', str(height), '--width', str(width),
                            '--max-disp', str(EXPORT_MAX_DISP), '--valid-iters', str(EXPORT_ITERS),
-                           '--output', path])
+                           '--precision', precision, '--output', path])
         assert status == 0, output.getvalue()
-        _SESSION_CACHE['onnx'] = (path, output.getvalue())
-    return _SESSION_CACHE['onnx']
+        _SESSION_CACHE[precision] = (path, output.getvalue())
+    return _SESSION_CACHE[precision]
 
 
 def fixture_model(fixture_dir):

@@ -1,12 +1,14 @@
-"""ONNX export of the fixture checkpoint, TensorRT op-support checks, FP32 island rule."""
+"""ONNX export of the fixture checkpoint: compact graph, TensorRT op-support checks, FP32 island rule."""
 import collections
 import os
+import re
 
 import numpy as np
 import onnx
 import pytest
 
 from fast_foundation_stereo_ros.errors import ConfigError, EngineError
+from fast_foundation_stereo_ros.export.graph_compaction import iteration_of_nodes, nodes_per_iteration
 from fast_foundation_stereo_ros.export.onnx_export import (check_export_size, export_onnx, ort_cpu_session,
                                                            read_metadata, run_torch, to_nchw, verification_pair)
 from fast_foundation_stereo_ros.export.precision_rules import fp32_nodes, is_top_level
@@ -40,6 +42,34 @@ def test_onnx_runtime_matches_pytorch_on_fixture_pair(exported, fixture_dir):
     assert difference.max() <= 0.05, f'max abs {difference.max():.5f} px, mean {difference.mean():.6f} px'
 
 
+def test_compact_export_reproduces_the_eager_network_within_1e4_px(exported, fixture_dir):
+    """The compact graph (matmul GWC, gather volumes, one-gather lookup) vs the eager default formulation."""
+    model = fixture_model(fixture_dir)
+    left, right = verification_pair(EXPORT_HEIGHT, EXPORT_WIDTH)
+    expected = run_torch(model.network, left, right, EXPORT_ITERS, EXPORT_MAX_DISP)
+    found = ort_cpu_session(exported[0]).run(['disparity'], {'left': to_nchw(left), 'right': to_nchw(right)})[0]
+    difference = np.abs(found[0, 0].astype(np.float64) - expected)
+    print(f'compact ONNX vs eager PyTorch: max abs {difference.max():.2e} px, mean {difference.mean():.2e} px')
+    assert difference.max() <= 1e-4 and np.ptp(expected) > 1
+
+
+def test_compact_graph_meets_the_node_targets(graph, exported):
+    """<= 120 nodes per GRU step and <= 1,500 nodes projected to 8 steps (node counts do not depend on H, W)."""
+    per_step = nodes_per_iteration(graph)
+    total = len(graph.graph.node)
+    at_8_iterations = total + (8 - EXPORT_ITERS) * per_step
+    print(f'{total} nodes at {EXPORT_ITERS} iterations, {per_step} per iteration, {at_8_iterations} at 8')
+    assert per_step <= 120 and at_8_iterations <= 1500
+    ops = collections.Counter(node.op_type for node in graph.graph.node)
+    assert ops['Constant'] == 0 and 'AveragePool' not in ops       # folded; no pooling over a B*H*W batch
+    assert ops['GatherElements'] == EXPORT_ITERS                      # one lookup gather per GRU step
+    assert ops['Slice'] < 40 and ops['Pad'] < 10                       # no per-disparity slice/pad chains
+    steps = collections.Counter(iteration_of_nodes(graph).values())
+    assert sorted(steps) == list(range(EXPORT_ITERS + 1))
+    assert f'graph: {total} nodes, {per_step} per GRU iteration' in exported[1]
+    assert re.search(r'nodes by op type: Conv \d+, ', exported[1])
+
+
 def test_export_prints_its_verification(exported):
     output = exported[1]
     assert 'ONNX Runtime vs PyTorch: max abs' in output and 'mean abs' in output and 'OK' in output
@@ -55,6 +85,8 @@ def test_graph_interface_and_metadata(graph, fixture_dir):
         EXPORT_HEIGHT, EXPORT_WIDTH, EXPORT_MAX_DISP, EXPORT_ITERS)
     assert metadata['source_sha256'] == fixture_model(fixture_dir).source_sha256
     assert metadata['normalize'] == 'true' and metadata['package_version'] and metadata['opset'] == 17
+    assert metadata['precision'] == 'fp32'
+    assert {value.type.tensor_type.elem_type for value in graph.graph.input} == {onnx.TensorProto.FLOAT}
     assert graph.opset_import[0].version == 17
 
 
@@ -118,3 +150,32 @@ def test_verification_pair_is_deterministic_and_textured():
     again, _ = verification_pair(64, 96)
     assert left.shape == (64, 96, 3) and left.dtype == np.uint8 and np.array_equal(left, again)
     assert left.std() > 10 and not np.array_equal(left, right)
+
+
+def test_layer_scale_folds_into_the_matmul_weights():
+    """MatMul -> Add -> Mul(per-channel) becomes MatMul -> Add with scaled constants, same values."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    from fast_foundation_stereo_ros.export.graph_compaction import fold_scales_into_matmuls
+    generator = np.random.default_rng(0)
+    weights = {'w': generator.normal(size=(4, 3)), 'b': generator.normal(size=3), 'g': generator.normal(size=3),
+               'h': generator.normal(size=(3, 2))}
+    nodes = [helper.make_node('MatMul', ['x', 'w'], ['m'], name='mm'),
+             helper.make_node('Add', ['m', 'b'], ['a'], name='add'),
+             helper.make_node('Mul', ['a', 'g'], ['s'], name='scale'),
+             helper.make_node('MatMul', ['s', 'h'], ['y'], name='mm2')]
+    initializers = [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()]
+    graph = helper.make_graph(nodes, 'fold', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2, 5, 4])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2, 5, 2])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], ir_version=8)
+    feed = {'x': generator.normal(size=(2, 5, 4)).astype(np.float32)}
+
+    def run(proto):
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=['CPUExecutionProvider'])
+        return session.run(None, feed)[0]
+    before = run(model)
+    assert fold_scales_into_matmuls(model) == 1
+    onnx.checker.check_model(model)
+    assert [node.op_type for node in model.graph.node] == ['MatMul', 'Add', 'MatMul']
+    assert np.allclose(before, run(model), atol=1e-5) and len(model.graph.initializer) == 3   # w*g, b*g, h
