@@ -22,7 +22,6 @@ module (test/export/test_engine_builder.py); the engine check's statistics on
 real arrays. The TensorRT calls follow the TensorRT 10 and 11 Python APIs.
 """
 import datetime
-import inspect
 import os
 import shutil
 import tempfile
@@ -177,18 +176,9 @@ def build_serialized_engine(trt, onnx_path, workspace_gib=None, timing_cache=Non
     return bytes(serialized), network_io(trt, network)
 
 
-def check_exportable_precision(precision):
-    """Refuse a precision this package's export_onnx cannot write (fp16 needs its `precision` argument)."""
-    if precision != 'fp32' and 'precision' not in inspect.signature(export_onnx).parameters:
-        raise ConfigError('this ffs-stereo export writes fp32 graphs only: build with --precision fp32')
-
-
 def export_graph(stereo, path, height, width, max_disp, valid_iters, opset, precision, log):
-    """export_onnx at `precision`."""
-    check_exportable_precision(precision)
-    if 'precision' in inspect.signature(export_onnx).parameters:
-        return export_onnx(stereo, path, height, width, max_disp, valid_iters, opset, precision=precision, log=log)
-    return export_onnx(stereo, path, height, width, max_disp, valid_iters, opset, log=log)
+    """export_onnx at `precision` (fp16: the strongly typed mixed-precision graph)."""
+    return export_onnx(stereo, path, height, width, max_disp, valid_iters, opset, precision=precision, log=log)
 
 
 def choose_reference(onnx_path, precision, reference_onnx=None, exported_reference=None):
@@ -242,7 +232,6 @@ def build_engine(model, output_dir, height=None, width=None, max_disp=None, vali
             max_disp = DEFAULT_MAX_DISP if max_disp is None else max_disp
             valid_iters = DEFAULT_VALID_ITERS if valid_iters is None else valid_iters
             precision = precision or 'fp16'
-            check_exportable_precision(precision)  # before the model is loaded
             stereo = load_for_export(model)
             onnx_path = os.path.join(workdir, f'model_{precision}.onnx')
             export_graph(stereo, onnx_path, height, width, max_disp, valid_iters, opset, precision, log)

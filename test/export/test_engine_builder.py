@@ -198,21 +198,13 @@ def test_engine_beyond_tolerance_is_not_written_unless_accepted(tmp_path, monkey
 
 def test_build_from_checkpoint_keeps_the_fp32_reference_for_verify_engine(tmp_path, monkeypatch, exported,
                                                                          fixture_dir):
-    import inspect
-
     from fast_foundation_stereo_ros.cli import main
-    from fast_foundation_stereo_ros.export.onnx_export import export_onnx
 
     from .helpers import CHECKPOINT_NAME, EXPORT_MAX_DISP
     install_fake_tensorrt(monkeypatch, fake_tensorrt('10.3.0', EXPORT_HEIGHT, EXPORT_WIDTH, _onnx_engine(exported)))
     checkpoint = str(fixture_dir / CHECKPOINT_NAME)
     output = tmp_path / 'engines'
     output.mkdir()
-    if 'precision' not in inspect.signature(export_onnx).parameters:
-        with pytest.raises(ConfigError, match='writes fp32 graphs only: build with --precision fp32'):
-            build_engine(checkpoint, str(output), EXPORT_HEIGHT, EXPORT_WIDTH, EXPORT_MAX_DISP, EXPORT_ITERS,
-                         log=lambda line: None)
-        assert os.listdir(output) == []
     engine, sidecar = build_engine(checkpoint, str(output), EXPORT_HEIGHT, EXPORT_WIDTH, EXPORT_MAX_DISP,
                                    EXPORT_ITERS, precision='fp32', runs=1, log=lambda line: None)
     stem = os.path.splitext(os.path.basename(engine))[0]
