@@ -11,6 +11,7 @@ Verified by test/pipeline/test_compressed_images.py (jpeg/png, rgb/mono/16-bit, 
 """
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..errors import InputError
@@ -48,7 +49,6 @@ def compression_of(format_field):
 
 def decode_compressed(header, format_field, data):
     """DecodedImage of one compressed image (`data`: bytes-like); InputError if it cannot be decoded."""
-    import cv2   # only the compressed path needs OpenCV at import time of this module's users
     compression_of(format_field)
     raw = np.frombuffer(data, np.uint8)
     pixels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
