@@ -387,11 +387,12 @@ def _header_now(node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def main(args=None):
-    """Console entry point `stereo_node`; returns the process exit status."""
+def main(args=None, node_class=None):
+    """Console entry point `stereo_node` (`node_class`: the lifecycle node's entry point passes its own);
+    returns the process exit status."""
     rclpy.init(args=args)
     try:
-        node = StereoNode()
+        node = (node_class or StereoNode)()
     except (FFSError, ImportError, OSError) as exc:
         # one line naming the parameter/file and the fix; no traceback
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')
