@@ -9,7 +9,8 @@ For N heads, one "round" serves one synchronised set of every head.
 Printed per N: ms per round and sets/s over all heads, side by side.
 
 Example (CPU, small, a few minutes on 2 cores):
-  .venv/bin/python benchmarks/bench_heads.py --model ../shared/fixtures/ffs_released_layout/model_best_bp2_serialize.pth \
+  .venv/bin/python benchmarks/bench_heads.py \
+      --model ../shared/fixtures/ffs_released_layout/model_best_bp2_serialize.pth \
       --heads 1 2 4 --size 160 224 --iters 4
 """
 import argparse

@@ -20,16 +20,22 @@ INPUT_TYPES = {'raw': (Image, Image, CameraInfo, CameraInfo),
                'compressed': (CompressedImage, CompressedImage, CameraInfo, CameraInfo)}
 
 
-def input_topics(transport):
-    return COMPRESSED_INPUT_TOPICS if transport == 'compressed' else RAW_INPUT_TOPICS
+def head_prefix(name):
+    return f'{name}/' if name else ''
+
+
+def head_input_topics(name, transport):
+    """The four input topics of head `name` ('' = the node's namespace) for `transport` ('raw'/'compressed')."""
+    topics = COMPRESSED_INPUT_TOPICS if transport == 'compressed' else RAW_INPUT_TOPICS
+    return tuple(head_prefix(name) + topic for topic in topics)
 
 
 class StereoHead:
     def __init__(self, name, transport, processor, synchronizer):
         self.name = name
         self.transport = transport
-        self.prefix = f'{name}/' if name else ''
-        self.input_topics = tuple(self.topic(topic) for topic in input_topics(transport))
+        self.prefix = head_prefix(name)
+        self.input_topics = head_input_topics(name, transport)
         self.input_types = INPUT_TYPES[transport]
         self.processor = processor
         self.synchronizer = synchronizer

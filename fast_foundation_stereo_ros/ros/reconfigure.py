@@ -38,13 +38,14 @@ def restart_reason(name):
 def reconfigured(config, parameters):
     """The NodeConfig after applying `parameters` (rclpy Parameters, or (name, value) pairs) to `config`.
 
-    Raises ConfigError naming the first refused parameter: unknown, restart-only, or out of range.
+    Raises ConfigError naming the first refused parameter: restart-only, or out of range. Parameters
+    that are not the stereo node's (rclpy's own, e.g. use_sim_time) are left to rclpy.
     """
     values = dataclasses.asdict(config)
     for parameter in parameters:
         name, value = (parameter.name, parameter.value) if hasattr(parameter, 'name') else parameter
         if name not in SPECS:
-            raise ConfigError(f"unknown parameter '{name}'")
+            continue
         if name not in RECONFIGURABLE:
             raise ConfigError(restart_reason(name))
         values[name] = value

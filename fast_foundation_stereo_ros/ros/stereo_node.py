@@ -48,7 +48,7 @@ from ..pipeline.latest_slot import LatestSlots
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
-from .heads import RAW_INPUT_TOPICS, StereoHead
+from .heads import RAW_INPUT_TOPICS, StereoHead, head_input_topics
 from .messages import RclpyMessageFactory, stamp_to_ns
 from .parameters import declare_parameters
 from .qos import describe_qos, make_qos
@@ -124,16 +124,9 @@ class StereoNodeLogic:
         self.heads = tuple(
             StereoHead(name, config.input_transport,
                        FrameProcessor(pipeline, RclpyMessageFactory(), self._frame_options),
-                       StereoSynchronizer(self._head_topics(name), config.queue_size, config.sync_tolerance_ns))
+                       StereoSynchronizer(head_input_topics(name, config.input_transport), config.queue_size,
+                                          config.sync_tolerance_ns))
             for name in (config.cameras or ('',)))
-
-    def _head_topics(self, name):
-        return StereoHead(name, self.config.input_transport, None, None).input_topics
-
-    @property
-    def processor(self):
-        """The first head's FrameProcessor (the only one without `cameras`)."""
-        return self.heads[0].processor
 
     def _unload(self):
         if self.backend is not None:

@@ -51,3 +51,8 @@ def test_every_parameter_is_either_reconfigurable_or_refused_with_a_reason():
     for name in names - RECONFIGURABLE:
         with pytest.raises(ConfigError, match='restart the node'):
             reconfigured(validate({}), [(name, validate({}).__getattribute__(name))])
+
+
+def test_parameters_of_rclpy_itself_pass_through_unchanged():
+    config = validate({'max_depth': 3.0})
+    assert reconfigured(config, [('use_sim_time', True)]) == config
