@@ -7,11 +7,13 @@ For N heads, one "round" serves one synchronised set of every head.
   PyTorch  : the network on N pairs as N calls of batch 1 (round-robin) beside one call of batch N
              (what a batching backend would do), same padded size, same iterations.
 Printed per N: ms per round and sets/s over all heads, side by side.
+Time is this process's CPU time by default (`--clock cpu`, torch on 1 thread): on a machine shared with
+other jobs, wall time measures their load more than this code; `--clock wall` for a quiet machine.
 
 Example (CPU, small, a few minutes on 2 cores):
   .venv/bin/python benchmarks/bench_heads.py \
       --model ../shared/fixtures/ffs_released_layout/model_best_bp2_serialize.pth \
-      --heads 1 2 4 --size 160 224 --iters 4
+      --heads 1 2 4 --torch-size 160 224 --iters 4
 """
 import argparse
 import os
@@ -28,14 +30,20 @@ from fast_foundation_stereo_ros.pipeline.frame_stage import FrameStage, OutputRe
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline  # noqa: E402
 
 
-def best_of(repeats, function):
-    """Shortest wall time of `repeats` calls (seconds): the least disturbed by other processes."""
-    times = []
+CLOCKS = {'cpu': time.process_time, 'wall': time.perf_counter}
+clock = CLOCKS['cpu']
+
+
+def best_of(repeats, *functions):
+    """Shortest time (seconds, `clock`) of each function over `repeats` rounds, the functions run in turn
+    within each round, so a load change on a shared machine hits them alike."""
+    times = [[] for _ in functions]
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for function, measured in zip(functions, times):
+            started = clock()
+            function()
+            measured.append(clock() - started)
+    return [min(measured) for measured in times]
 
 
 def sgbm_rounds(scenes, heads, repeats, max_disp):
@@ -47,7 +55,7 @@ def sgbm_rounds(scenes, heads, repeats, max_disp):
         for stage, scene in zip(stages, scenes):
             stage.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, request)
     round_robin()
-    return best_of(repeats, round_robin)
+    return best_of(repeats, round_robin)[0]
 
 
 def torch_rounds(model_path, scenes, heads, repeats, iters, max_disp):
@@ -77,7 +85,8 @@ def torch_rounds(model_path, scenes, heads, repeats, iters, max_disp):
         together = network(left_batch, right_batch, iters, max_disp)
         difference = max(float((together[index] - network(left, right, iters, max_disp)[0]).abs().max())
                          for index, (left, right) in enumerate(singles))
-    return best_of(repeats, round_robin), best_of(repeats, batched), difference
+    round_robin_seconds, batched_seconds = best_of(repeats, round_robin, batched)
+    return round_robin_seconds, batched_seconds, difference
 
 
 def main(argv=None):
@@ -90,19 +99,25 @@ def main(argv=None):
     parser.add_argument('--iters', type=int, default=4)
     parser.add_argument('--max-disp', type=int, default=64)
     parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0 = default)')
+    parser.add_argument('--clock', choices=tuple(CLOCKS), default='cpu',
+                        help='cpu: process CPU time, torch on 1 thread (default); wall: elapsed time')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch CPU threads (0 = 1 with --clock cpu, torch default with wall)')
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
     height, width = args.size
     scenes = [make_scene('slanted', width, height, seed=index) for index in range(max(args.heads))]
-    print(f'SGBM, {width}x{height}, max_disp {args.max_disp}: disparity + depth + points per set')
+    print(f'{args.clock} time. SGBM, {width}x{height}, max_disp {args.max_disp}: disparity + depth + points per set')
     print(f"{'heads':>5} {'round-robin ms/round':>21} {'sets/s':>8}")
     for heads in args.heads:
         seconds = sgbm_rounds(scenes, heads, args.repeats, args.max_disp)
         print(f'{heads:>5} {seconds * 1e3:>21.1f} {heads / seconds:>8.2f}')
     if args.model:
         import torch
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        threads = args.threads or (1 if args.clock == 'cpu' else 0)
+        if threads:
+            torch.set_num_threads(threads)
         height, width = args.torch_size
         scenes = [make_scene('slanted', width, height, seed=index) for index in range(max(args.heads))]
         print(f'\nPyTorch network on CPU ({torch.get_num_threads()} threads), {width}x{height}, '
