@@ -40,6 +40,7 @@ setup(
         'console_scripts': [
             'ffs-stereo = fast_foundation_stereo_ros.cli:main',
             'stereo_node = fast_foundation_stereo_ros.ros.stereo_node:main',
+            'stereo_lifecycle_node = fast_foundation_stereo_ros.ros.lifecycle_node:main',
             'build_engine = fast_foundation_stereo_ros.commands.build_engine:main',
             'scene_publisher = fast_foundation_stereo_ros.ros.scene_publisher:main',
         ],

@@ -8,6 +8,11 @@ right_namespace), so it is a drop-in: the node subscribes
 <namespace>/<left_namespace>/image_rect, .../camera_info (and right), and
 publishes <namespace>/disparity, depth/image, depth/camera_info, points2.
 
+input_transport:=compressed subscribes image_transport's compressed topics
+(<left_namespace>/image_rect/compressed ...); lifecycle:=true starts the managed
+node `stereo_lifecycle_node` (unconfigured until `ros2 lifecycle set`). Several
+stereo heads (parameter `cameras`) are set in the parameter file.
+
 use_scene_publisher:=true adds a synthetic stereo camera (no hardware
 needed); use_rviz:=true opens RViz on points2 and disparity/color.
 """
@@ -16,7 +21,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.conditions import IfCondition
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -37,6 +42,11 @@ def _arguments():
         DeclareLaunchArgument('model', default_value='',
                               description="Model file (.engine/.onnx/.pth); '' keeps the config's "
                                           "value ('' there = OpenCV SGBM, no weights)"),
+        DeclareLaunchArgument('input_transport', default_value='',
+                              description="'raw' or 'compressed' (CompressedImage on .../image_rect/compressed); "
+                                          "'' keeps the config's value"),
+        DeclareLaunchArgument('lifecycle', default_value='false',
+                              description='Start the managed lifecycle node (configure/activate it to run)'),
         DeclareLaunchArgument('config', default_value=_share('config', 'fast_foundation_stereo.yaml'),
                               description='Parameter file of the node'),
         DeclareLaunchArgument('fastdds_profile', default_value=_share('config', 'fastdds_large_messages.xml'),
@@ -57,7 +67,9 @@ def _camera_remappings(context):
     left = LaunchConfiguration('left_namespace').perform(context)
     right = LaunchConfiguration('right_namespace').perform(context)
     return [('left/image_rect', f'{left}/image_rect'), ('left/camera_info', f'{left}/camera_info'),
-            ('right/image_rect', f'{right}/image_rect'), ('right/camera_info', f'{right}/camera_info')]
+            ('right/image_rect', f'{right}/image_rect'), ('right/camera_info', f'{right}/camera_info'),
+            ('left/image_rect/compressed', f'{left}/image_rect/compressed'),
+            ('right/image_rect/compressed', f'{right}/image_rect/compressed')]
 
 
 def _environment(context):
@@ -76,9 +88,15 @@ def _nodes(context):
     parameters = [LaunchConfiguration('config').perform(context)]
     if model:
         parameters.append({'model': model})
+    transport = LaunchConfiguration('input_transport').perform(context)
+    if transport:
+        parameters.append({'input_transport': transport})
     remappings = _camera_remappings(context)
-    stereo = Node(package=PACKAGE, executable='stereo_node', name='fast_foundation_stereo',
-                  namespace=namespace, parameters=parameters, remappings=remappings, output='screen')
+    lifecycle = LaunchConfiguration('lifecycle')
+    common = dict(name='fast_foundation_stereo', namespace=namespace, parameters=parameters,
+                  remappings=remappings, output='screen')
+    stereo = Node(package=PACKAGE, executable='stereo_node', condition=UnlessCondition(lifecycle), **common)
+    managed = Node(package=PACKAGE, executable='stereo_lifecycle_node', condition=IfCondition(lifecycle), **common)
     scene = Node(package=PACKAGE, executable='scene_publisher', name='scene_publisher', namespace=namespace,
                  parameters=[{'rate': float(LaunchConfiguration('scene_rate').perform(context)),
                               'frame_id': LaunchConfiguration('fixed_frame').perform(context)}],
@@ -92,7 +110,7 @@ def _nodes(context):
                 remappings=[('/points2', f'{prefix}/points2'),
                             ('/disparity/color', f'{prefix}/disparity/color')] if prefix else [],
                 condition=IfCondition(LaunchConfiguration('use_rviz')))
-    return _environment(context) + [stereo, scene, rviz]
+    return _environment(context) + [stereo, managed, scene, rviz]
 
 
 def generate_launch_description():

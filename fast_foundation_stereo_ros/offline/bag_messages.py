@@ -18,6 +18,7 @@ from ..pipeline.frame_stage import ArrayBuffer, MessageFactory
 _PREFERRED_STORES = ('ROS2_KILTED', 'ROS2_JAZZY', 'ROS2_HUMBLE')
 
 IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 DISPARITY_IMAGE = 'stereo_msgs/msg/DisparityImage'
 POINT_CLOUD2 = 'sensor_msgs/msg/PointCloud2'

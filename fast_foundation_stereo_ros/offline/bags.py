@@ -11,7 +11,9 @@ the node's options (depth range, decimation, colour, padding):
   <ns>/points2            sensor_msgs/msg/PointCloud2, organised, stereo_image_proc layout
   <ns>/depth/image_mm     16UC1 millimetres (BagOptions.depth_mm)
   <ns>/disparity/color    rgb8 colour map (BagOptions.disparity_color)
-each with the left image's header and bag timestamp. Bags are read and
+each with the left image's header and bag timestamp. The image topics may be
+sensor_msgs/Image or, as image_transport records them, sensor_msgs/CompressedImage
+(jpeg/png; told apart by the topic's message type, decoded once per set). Bags are read and
 written with the `rosbags` library (no ROS installation needed).
 
 The bag is written under a temporary name beside the target and renamed at
@@ -22,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -29,9 +32,10 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from ..errors import InputError
 from ..files.atomic import check_writable_dir
 from ..files.progress import ProgressBar
+from ..pipeline.compressed_images import decode_compressed
 from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.synchronizer import StereoSynchronizer
-from .bag_messages import CAMERA_INFO, IMAGE, RosbagsMessageFactory, ros2_typestore, stamp_ns
+from .bag_messages import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, RosbagsMessageFactory, ros2_typestore, stamp_ns
 
 STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 #: unmatched messages kept per topic while pairing by stamp (recorders interleave topics closely)
@@ -128,6 +132,19 @@ def check_topics(reader, expected, path):
                              f'{msgtype}: pick the rectified image / camera_info topics')
 
 
+def image_type(reader, topic):
+    """The bag's message type of image topic `topic`: Image, or CompressedImage (image_transport 'compressed')."""
+    info = reader.topics.get(topic)
+    return COMPRESSED_IMAGE if info is not None and info.msgtype == COMPRESSED_IMAGE else IMAGE
+
+
+def decoded_image(image):
+    """A CompressedImage decoded to pixels (pipeline.compressed_images.DecodedImage); an Image as it is."""
+    if getattr(image, 'format', None) is None:
+        return image
+    return decode_compressed(image.header, image.format, image.data)
+
+
 def first_camera_infos(bag_path, left_info_topic, right_info_topic):
     """The first left/right CameraInfo pair with identical stamps in a bag."""
     typestore = ros2_typestore()
@@ -148,10 +165,10 @@ def first_image_size(bag_path, image_topic):
     """(width, height) of the first message on `image_topic`."""
     typestore = ros2_typestore()
     with open_bag(bag_path) as reader:
-        check_topics(reader, {image_topic: IMAGE}, bag_path)
+        check_topics(reader, {image_topic: image_type(reader, image_topic)}, bag_path)
         connections = [c for c in reader.connections if c.topic == image_topic]
         for connection, _, raw in reader.messages(connections=connections):
-            image = typestore.deserialize_cdr(raw, connection.msgtype)
+            image = decoded_image(typestore.deserialize_cdr(raw, connection.msgtype))
             return image.width, image.height
     raise InputError(f"bag '{bag_path}' has no messages on {image_topic}: record the rectified images")
 
@@ -243,7 +260,8 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
 
 
 def _check_inputs(reader, topics, names, camera, bag_path):
-    check_topics(reader, {topics.left: IMAGE, topics.right: IMAGE}, bag_path)
+    kind = image_type(reader, topics.left)
+    check_topics(reader, {topics.left: kind, topics.right: kind}, bag_path)
     if camera is None:
         missing = [t for t in (topics.left_info, topics.right_info) if t not in reader.topics]
         if missing:
@@ -293,13 +311,17 @@ class _Conversion:
             return False
         group = matched.messages
         left_time, left_msg = group[self.topics.left]
-        frame = StereoFrame(left_msg, group[self.topics.right][1],
-                            group.get(self.topics.left_info, (None, None))[1],
-                            group.get(self.topics.right_info, (None, None))[1])
+        started = time.perf_counter()
         try:
+            frame = StereoFrame(decoded_image(left_msg), decoded_image(group[self.topics.right][1]),
+                                group.get(self.topics.left_info, (None, None))[1],
+                                group.get(self.topics.right_info, (None, None))[1])
+            decode_seconds = time.perf_counter() - started
             result = self.processor.process(frame, self.request)
-        except BadFrame as exc:
+        except (BadFrame, InputError) as exc:
             raise InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}') from None
+        if frame.left_image is not left_msg:
+            self.timings['decode'] = self.timings.get('decode', 0.0) + decode_seconds
         # outputs carry the left image's bag time, like the inputs they come from
         for key, message in result.messages.items():
             self.writer.write(outputs[key], left_time, self.factory.serialize(message))

@@ -193,6 +193,13 @@ class FrameStage:
         self._buffers = {}        # output name -> buffer
         self._cloud_builder = None
 
+    def set_options(self, options: FrameOptions):
+        """Use `options` from the next `compute` on (the node's live reconfiguration, called by the
+        thread that computes, between frames); the cloud layout follows colour and padding."""
+        self.options = options
+        self.layout = CloudLayout.for_options(options.use_color, options.avoid_point_cloud_padding)
+        self._cloud_builder = None
+
     def buffer(self, name, shape=None, dtype=None):
         """The reusable buffer of one output (re-made when its size changes)."""
         buffer = self._buffers.get(name)

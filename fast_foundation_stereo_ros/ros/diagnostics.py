@@ -18,7 +18,7 @@ Counter names (also the /diagnostics keys, so tools and tests can read them):
   missing.<topic>       dropped messages that found no partner on <topic>
 Timings (mean/max over the last 50 frames): latency_ms (left stamp -> outputs
 published), intake_ms (left stamp -> synchronised set complete: transport and
-callback delay), stage_ms.<stage> (convert, infer, geometry, build, publish).
+callback delay), stage_ms.<stage> (decode (compressed input), convert, infer, geometry, build, publish).
 """
 import threading
 import time
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-STAGES = ('convert', 'infer', 'geometry', 'build', 'publish')
+STAGES = ('decode', 'convert', 'infer', 'geometry', 'build', 'publish')
 
 
 class NodeStatistics:

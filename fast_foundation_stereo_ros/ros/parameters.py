@@ -7,10 +7,12 @@ become one ConfigError naming the parameter and what is allowed; the node
 prints it as a single line and exits non-zero.
 """
 import math
+import re
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.parameter import Parameter
 
 from .. import defaults
 from ..backends import BACKEND_NAMES
@@ -40,7 +42,9 @@ class ParameterSpec:
         return f'a {type(self.default).__name__}'
 
     def descriptor(self):
-        descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=True)
+        # Not read_only: a run-time change of a parameter that needs a restart is refused by the node's
+        # set-parameters callback (ros/reconfigure.py) with the reason, which rclpy's read-only check cannot give.
+        descriptor = ParameterDescriptor(name=self.name, description=self.description, read_only=False)
         if self.choices is not None:
             descriptor.additional_constraints = self.allowed()
         if self.bounds is not None and isinstance(self.default, bool):
@@ -74,6 +78,11 @@ PARAMETERS = (
     ParameterSpec('cuda_graph', False, 'TensorRT: replay the engine as a CUDA graph captured once (less '
                   'launch overhead); a failed capture is logged once and the engine runs without it'),
     ParameterSpec('warmup', True, 'Run one dummy inference at start so the first frame is not slow'),
+    ParameterSpec('input_transport', 'raw', "Input images: 'raw' (sensor_msgs/Image on left/image_rect, "
+                  "right/image_rect) or 'compressed' (sensor_msgs/CompressedImage, jpeg/png, on "
+                  "left/image_rect/compressed, right/image_rect/compressed)", choices=('raw', 'compressed')),
+    ParameterSpec('cameras', [], 'Stereo heads served by the one backend, as namespaces (e.g. [front, rear]: '
+                  'front/left/image_rect ... -> front/disparity ...); empty = one head at the node namespace'),
     # -- geometry -----------------------------------------------------------
     ParameterSpec('min_depth', 0.0, 'Nearest depth (m) kept in depth and points; nearer -> NaN',
                   bounds=(0.0, 10000.0)),
@@ -146,6 +155,8 @@ class NodeConfig:
     diagnostics_period: float
     log_period: float
     bad_input_log_period: float
+    input_transport: str = 'raw'
+    cameras: tuple = ()
 
     @property
     def depth_range(self):
@@ -172,8 +183,11 @@ def declare_parameters(node):
     """Declare every parameter on `node` and return the validated NodeConfig."""
     values = {}
     for spec in PARAMETERS:
+        # an empty list has no parameter type: declare string arrays by type (unset = the empty default)
+        default = Parameter.Type.STRING_ARRAY if isinstance(spec.default, list) else spec.default
         try:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default, spec.descriptor()).value
+            value = node.declare_parameter(spec.name, default, spec.descriptor()).value
+            values[spec.name] = spec.default if value is None else value
         except InvalidParameterTypeException:
             expected = type(spec.default).__name__
             hint = ' (write a decimal point, e.g. 1.0 instead of 1)' if expected == 'float' else ''
@@ -193,6 +207,7 @@ def validate(values):
     merged = {spec.name: values.get(spec.name, spec.default) for spec in PARAMETERS}
     for spec in PARAMETERS:
         _check_value(spec, merged[spec.name])
+    merged['cameras'] = tuple(merged['cameras'])
     if merged['scale'] <= 0.0:
         _reject('scale', merged['scale'], '0 < scale <= 1')
     config = NodeConfig(**merged)
@@ -204,6 +219,9 @@ def validate(values):
 
 
 def _check_value(spec, value):
+    if isinstance(spec.default, list):
+        _check_camera_names(spec.name, value)
+        return
     if isinstance(spec.default, bool) or isinstance(spec.default, str):
         if type(value) is not type(spec.default):
             _reject(spec.name, value, spec.allowed())
@@ -218,6 +236,17 @@ def _check_value(spec, value):
         low, high, *step = spec.bounds
         if not low <= value <= high or (step and (value - low) % step[0]):
             _reject(spec.name, value, spec.allowed())
+
+
+def _check_camera_names(name, value):
+    allowed = 'a list of distinct namespaces of letters, digits and _ (e.g. [front, rear])'
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        _reject(name, value, allowed)
+    if len(set(value)) != len(value) or not all(_CAMERA_NAME.fullmatch(item) for item in value):
+        _reject(name, list(value), allowed)
+
+
+_CAMERA_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*(/[A-Za-z][A-Za-z0-9_]*)*')
 
 
 def _reject(name, value, allowed):

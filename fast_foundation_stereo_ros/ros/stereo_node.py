@@ -18,6 +18,12 @@ NEWEST set, so a camera faster than the model costs dropped sets (counted as
 'busy'), never a growing latency. Outputs nobody subscribes to are not
 computed, and with no subscriber at all inference is skipped.
 
+Live reconfiguration (ros/reconfigure.py), compressed input (parameter
+`input_transport`), several stereo heads (parameter `cameras`, ros/heads.py)
+and the managed lifecycle node (ros/lifecycle_node.py) share this code:
+`StereoNodeLogic` holds the work, in steps the lifecycle node calls one by one
+(declare -> load -> start -> stop -> unload); StereoNode runs them all at once.
+
 Run:  python -m fast_foundation_stereo_ros.ros.stereo_node --ros-args \
         --params-file config/fast_foundation_stereo.yaml -p model:=sgbm
 """
@@ -27,6 +33,7 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -34,18 +41,21 @@ from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
 from ..backends import backend_kind, create_backend
-from ..errors import FFSError
+from ..errors import ConfigError, FFSError, InputError
+from ..pipeline.compressed_images import decode_compressed
 from ..pipeline.frame_stage import BackendFailure, BadFrame, FrameProcessor, OutputRequest, StereoFrame
-from ..pipeline.latest_slot import LatestSlot
+from ..pipeline.latest_slot import LatestSlots
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
+from .heads import RAW_INPUT_TOPICS, StereoHead, head_input_topics
 from .messages import RclpyMessageFactory, stamp_to_ns
 from .parameters import declare_parameters
 from .qos import describe_qos, make_qos
+from .reconfigure import reconfigured
 
 NODE_NAME = 'fast_foundation_stereo'
-INPUT_TOPICS = ('left/image_rect', 'right/image_rect', 'left/camera_info', 'right/camera_info')
+INPUT_TOPICS = RAW_INPUT_TOPICS
 INPUT_TYPES = (Image, Image, CameraInfo, CameraInfo)
 #: output key -> (topic, message type, parameter that advertises it)
 OUTPUTS = {
@@ -59,28 +69,70 @@ OUTPUTS = {
 WORKER_POLL_SECONDS = 0.2
 
 
-class StereoNode(Node):
-    def __init__(self, backend=None, **node_options):
-        """`backend`: an already built StereoBackend (tests, embedding); by
-        default it is created from the `model`/`backend` parameters."""
-        super().__init__(NODE_NAME, **node_options)
-        self.config = declare_parameters(self)
-        self.backend = backend if backend is not None else self._create_backend()
-        self.processor = FrameProcessor(
-            StereoPipeline(self.backend, self.config.scale, self.config.fit_mode), RclpyMessageFactory(),
-            self.config.frame_options)
-        self.statistics = NodeStatistics()
-        self.synchronizer = StereoSynchronizer(INPUT_TOPICS, self.config.queue_size,
-                                               self.config.sync_tolerance_ns)
-        self._slot = LatestSlot()
-        self._bad_input_log = ThrottledLog(self.get_logger().warning, self.config.bad_input_log_period)
-        self._output_publishers = self._advertise_outputs()
-        self._subscribe_inputs()
-        self._start_reports()
-        self._worker = threading.Thread(target=self._work, name='stereo_worker', daemon=True)
-        self._worker.start()
+def advertised_outputs(config):
+    """Output keys the configuration advertises (depth/camera_info goes with either depth image)."""
+    return [key for key, (_, _, enabled) in OUTPUTS.items()
+            if getattr(config, enabled) or (key == 'depth_info' and config.publish_depth_mm)]
 
-    # -- set-up -------------------------------------------------------------
+
+class StereoNodeLogic:
+    """The stereo node's work on an rclpy Node (`self`), in the steps of a managed lifecycle:
+
+    `_declare` (parameters, the live-reconfiguration callback) -> `_load` (backend, heads)
+    -> `_start` (publishers, subscriptions, timers, worker) -> `_stop` -> `_unload`.
+    """
+
+    # -- parameters -------------------------------------------------------------
+    def _declare(self):
+        self.config = declare_parameters(self)
+        self._frame_options = self.config.frame_options
+        self.backend = None
+        self.heads = ()
+        self.statistics = NodeStatistics()
+        self._bad_input_log = ThrottledLog(self.get_logger().warning, self.config.bad_input_log_period)
+        self._publish_lock = threading.Lock()
+        self._slots = None
+        self._worker = None
+        self._timers = []
+        self._diagnostics_publisher = None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, parameters):
+        """Executor thread: apply a run-time change (next frame) or refuse it with the reason."""
+        try:
+            config = reconfigured(self.config, parameters)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        previous, self.config = self.config, config
+        self._frame_options = config.frame_options      # immutable; the worker picks it up per frame
+        for head in self.heads:
+            head.synchronizer.tolerance_ns = config.sync_tolerance_ns
+        if config.bad_input_log_period != previous.bad_input_log_period:
+            self._bad_input_log = ThrottledLog(self.get_logger().warning, config.bad_input_log_period)
+        if self._slots is not None and advertised_outputs(config) != advertised_outputs(previous):
+            self._readvertise()
+        self.get_logger().info('parameters changed: ' + ', '.join(f'{p.name}={p.value!r}' for p in parameters))
+        return SetParametersResult(successful=True)
+
+    # -- load / unload (lifecycle configure / cleanup) ------------------------------
+    def _load(self, backend=None):
+        """`backend`: an already built StereoBackend (tests, embedding); by default
+        it is created from the `model`/`backend` parameters."""
+        config = self.config
+        self.backend = backend if backend is not None else self._create_backend()
+        pipeline = StereoPipeline(self.backend, config.scale, config.fit_mode)
+        self.heads = tuple(
+            StereoHead(name, config.input_transport,
+                       FrameProcessor(pipeline, RclpyMessageFactory(), self._frame_options),
+                       StereoSynchronizer(head_input_topics(name, config.input_transport), config.queue_size,
+                                          config.sync_tolerance_ns))
+            for name in (config.cameras or ('',)))
+
+    def _unload(self):
+        if self.backend is not None:
+            self.backend.close()
+        self.backend, self.heads = None, ()
+
     def _create_backend(self):
         config = self.config
         kind = backend_kind(config.model, config.backend)
@@ -97,53 +149,119 @@ class StereoNode(Node):
             self.get_logger().info('backend warm-up took %.2f s' % (time.perf_counter() - started))
         return backend
 
+    # -- start / stop (lifecycle activate / deactivate) -----------------------------
+    def _start(self):
+        self._advertise_outputs()
+        self._slots = LatestSlots(self.heads)
+        self._subscribe_inputs()
+        self._start_reports()
+        self._worker = threading.Thread(target=self._work, name='stereo_worker', daemon=True)
+        self._worker.start()
+
+    def _stop_worker(self):
+        if self._slots is not None:
+            self._slots.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+
+    def _stop(self):
+        """Stop the worker and remove subscriptions, publishers and timers; the backend stays loaded."""
+        self._stop_worker()
+        for head in self.heads:
+            for subscription in head.subscriptions:
+                self.destroy_subscription(subscription)
+            head.subscriptions = []
+            head.synchronizer.reset()
+            with self._publish_lock:
+                publishers, head.publishers = head.publishers, {}
+            for publisher in publishers.values():
+                self.destroy_publisher(publisher)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        if self._diagnostics_publisher is not None:
+            self.destroy_publisher(self._diagnostics_publisher)
+        self._slots, self._worker, self._timers, self._diagnostics_publisher = None, None, [], None
+
+    def _output_qos(self):
+        return make_qos(self.config.output_qos, self.config.output_qos_reliability, self.config.output_qos_depth)
+
     def _advertise_outputs(self):
-        qos = make_qos(self.config.output_qos, self.config.output_qos_reliability, self.config.output_qos_depth)
-        publishers = {}
-        for key, (topic, message_type, enabled) in OUTPUTS.items():
-            if getattr(self.config, enabled) or (key == 'depth_info' and self.config.publish_depth_mm):
-                publishers[key] = self.create_publisher(message_type, topic, qos)
+        qos = self._output_qos()
+        for head in self.heads:
+            head.publishers = {key: self.create_publisher(OUTPUTS[key][1], head.topic(OUTPUTS[key][0]), qos)
+                               for key in advertised_outputs(self.config)}
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        topics = ', '.join(self.resolve_topic_name(OUTPUTS[key][0]) for key in publishers)
+        topics = ', '.join(publisher.topic_name for head in self.heads for publisher in head.publishers.values())
         self.get_logger().info(f'backend {self.backend.describe()}; publishing {topics} ({describe_qos(qos)})')
-        return publishers
+
+    def _readvertise(self):
+        """Outputs switched on/off at run time: create the new publishers, remove the switched-off ones."""
+        qos, wanted = self._output_qos(), advertised_outputs(self.config)
+        for head in self.heads:
+            current = head.publishers
+            publishers = {key: current.get(key) or self.create_publisher(OUTPUTS[key][1],
+                                                                         head.topic(OUTPUTS[key][0]), qos)
+                          for key in wanted}
+            with self._publish_lock:   # the worker never publishes on a destroyed publisher
+                head.publishers = publishers
+                for key in set(current) - set(wanted):
+                    self.destroy_publisher(current[key])
 
     def _subscribe_inputs(self):
-        qos = make_qos(self.config.input_qos, self.config.input_qos_reliability, self.config.input_qos_depth)
-        for topic, message_type in zip(INPUT_TOPICS, INPUT_TYPES):
-            self.create_subscription(message_type, topic, self._input_callback(topic), qos)
-        tolerance = self.config.sync_tolerance_ns
+        config = self.config
+        qos = make_qos(config.input_qos, config.input_qos_reliability, config.input_qos_depth)
+        for head in self.heads:
+            head.subscriptions = [self.create_subscription(message_type, topic, self._input_callback(head, topic),
+                                                           qos)
+                                  for topic, message_type in zip(head.input_topics, head.input_types)]
+        tolerance = config.sync_tolerance_ns
         mode = 'exact stamps' if tolerance == 0 else (
             'approximate, nearest stamps' if tolerance is None else f'approximate, within {tolerance / 1e9:g} s')
-        topics = ', '.join(self.resolve_topic_name(topic) for topic in INPUT_TOPICS)
+        topics = ', '.join(self.resolve_topic_name(topic) for head in self.heads for topic in head.input_topics)
         self.get_logger().info(f'subscribing {topics} ({describe_qos(qos)}; sync {mode}, '
-                               f'queue {self.config.queue_size})')
+                               f'queue {config.queue_size})')
+
+    def _all_input_topics(self):
+        return [topic for head in self.heads for topic in head.input_topics]
 
     def _start_reports(self):
-        self._diagnostics_report = StatisticsReport(self.statistics, INPUT_TOPICS)
-        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self._diagnostics_report = StatisticsReport(self.statistics, self._all_input_topics())
+        self._timers = [self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
         if self.config.log_period > 0:
-            self._log_report = StatisticsReport(self.statistics, INPUT_TOPICS)
-            self.create_timer(self.config.log_period, self._log_status)
+            self._log_report = StatisticsReport(self.statistics, self._all_input_topics())
+            self._timers.append(self.create_timer(self.config.log_period, self._log_status))
 
     # -- callbacks (executor thread): enqueue only ----------------------------
-    def _input_callback(self, topic):
+    def _input_callback(self, head, topic):
         def callback(message):
             self.statistics.add(f'in.{topic}')
-            matched = self.synchronizer.add(topic, stamp_to_ns(message.header.stamp), message)
+            matched = head.synchronizer.add(topic, stamp_to_ns(message.header.stamp), message)
             if matched is None:
                 return
-            self.statistics.add('sets')
+            self._count(head, 'sets')
             self.statistics.record_intake((self.get_clock().now().nanoseconds - matched.stamp_ns) * 1e-9)
-            if self._slot.put(matched) is not None:
-                self.statistics.add('drops.busy')
+            slots = self._slots
+            if slots is not None and slots.put(head, matched) is not None:
+                self._count(head, 'drops.busy')
         return callback
 
+    def _count(self, head, key):
+        self.statistics.add(key)
+        head_key = head.counter(key)
+        if head_key:
+            self.statistics.add(head_key)
+
     def _copy_sync_counters(self):
-        for cause, count in self.synchronizer.drops.items():
-            self.statistics.set_total(f'drops.{cause}', count)
-        for topic, count in self.synchronizer.missing.items():
-            self.statistics.set_total(f'missing.{topic}', count)
+        totals = {}
+        for head in self.heads:
+            for cause, count in head.synchronizer.drops.items():
+                totals[f'drops.{cause}'] = totals.get(f'drops.{cause}', 0) + count
+                if head.name:
+                    self.statistics.set_total(head.counter(f'drops.{cause}'), count)
+            for topic, count in head.synchronizer.missing.items():
+                totals[f'missing.{topic}'] = count
+        for key, count in totals.items():
+            self.statistics.set_total(key, count)
 
     def _publish_diagnostics(self):
         self._copy_sync_counters()
@@ -158,79 +276,116 @@ class StereoNode(Node):
 
     # -- worker thread --------------------------------------------------------
     def _work(self):
-        while self.context.ok() and not self._slot.closed:
-            matched = self._slot.take(WORKER_POLL_SECONDS)
-            if matched is None:
+        slots = self._slots
+        while self.context.ok() and not slots.closed:
+            taken = slots.take(WORKER_POLL_SECONDS)
+            if taken is None:
                 continue
+            head, matched = taken
             try:
-                self._process(matched)
+                self._process(head, matched)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
                 if not self.context.ok():
                     break   # shutting down while publishing
-                self._count_drop('internal_error')
+                self._count_drop(head, 'internal_error')
                 self._bad_input_log('internal_error', f'frame skipped after an unexpected '
                                     f'{type(exc).__name__}: {exc}')
 
-    def _process(self, matched):
-        request = self._requested_outputs()
+    def _process(self, head, matched):
+        request = self._requested_outputs(head)
         if not request.needs_inference:
             self.statistics.add('skipped.no_subscribers')
             return
-        frame = StereoFrame(*(matched[topic] for topic in INPUT_TOPICS))
+        if head.processor.options is not self._frame_options:
+            head.processor.stage.set_options(self._frame_options)   # a run-time change, from this frame on
         try:
-            result = self.processor.process(frame, request)
+            frame, decode_seconds = self._frame(head, matched)
+            result = head.processor.process(frame, request)
         except BadFrame as exc:
-            self._count_drop('bad_input', f'bad_input.{exc.cause}')
+            self._count_drop(head, 'bad_input', f'bad_input.{exc.cause}')
             self._bad_input_log(exc.cause, f'skipping frame ({exc.cause}): {exc}')
             return
         except BackendFailure as exc:
-            self._count_drop('backend_error')
+            self._count_drop(head, 'backend_error')
             self._bad_input_log('backend_error', f'backend failed, frame skipped: {exc}')
             return
+        if decode_seconds is not None:
+            result.timings['decode'] = decode_seconds
         self.statistics.add('inferences')
-        self._publish(result, matched.stamp_ns)
+        self._publish(head, result, matched.stamp_ns)
 
-    def _requested_outputs(self):
+    @staticmethod
+    def _frame(head, matched):
+        """(StereoFrame, seconds spent decoding compressed images or None) of a synchronised set."""
+        messages = [matched[topic] for topic in head.input_topics]
+        if head.transport != 'compressed':
+            return StereoFrame(*messages), None
+        started = time.perf_counter()
+        images = []
+        for side, message in zip(('left', 'right'), messages[:2]):
+            try:
+                images.append(decode_compressed(message.header, message.format, message.data))
+            except InputError as exc:
+                raise BadFrame('corrupt_image', f'{side} image: {exc}') from None
+        return StereoFrame(*images, *messages[2:]), time.perf_counter() - started
+
+    def _requested_outputs(self, head):
+        publishers = head.publishers
+
         def subscribed(key):
-            publisher = self._output_publishers.get(key)
+            publisher = publishers.get(key)
             return publisher is not None and publisher.get_subscription_count() > 0
         return OutputRequest(disparity=subscribed('disparity'), disparity_color=subscribed('disparity_color'),
                              depth=subscribed('depth'), depth_mm=subscribed('depth_mm'),
                              points=subscribed('points'))
 
-    def _publish(self, result, stamp_ns):
+    def _publish(self, head, result, stamp_ns):
         started = time.perf_counter()
-        for key, message in result.messages.items():
-            self._output_publishers[key].publish(message)
-            self.statistics.add(f'out.{key}')
+        with self._publish_lock:
+            publishers = head.publishers
+            for key, message in result.messages.items():
+                publisher = publishers.get(key)
+                if publisher is not None:    # None: switched off since the request
+                    publisher.publish(message)
+                    self.statistics.add(f'out.{key}')
         stages = result.stage_timings()
         stages['publish'] = time.perf_counter() - started
         latency = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
-        self.statistics.add('frames')
+        self._count(head, 'frames')
         self.statistics.record_frame(stages, latency)
 
-    def _count_drop(self, cause, detail=None):
-        self.statistics.add(f'drops.{cause}')
+    def _count_drop(self, head, cause, detail=None):
+        self._count(head, f'drops.{cause}')
         if detail:
             self.statistics.add(detail)
 
+
+class StereoNode(StereoNodeLogic, Node):
+    def __init__(self, backend=None, **node_options):
+        """`backend`: an already built StereoBackend (tests, embedding); by
+        default it is created from the `model`/`backend` parameters."""
+        super().__init__(NODE_NAME, **node_options)
+        self._declare()
+        self._load(backend)
+        self._start()
+
     # -- shutdown -------------------------------------------------------------
     def close(self):
-        """Stop the worker and release the backend (call before destroy_node)."""
-        self._slot.close()
-        self._worker.join(timeout=10.0)
-        self.backend.close()
+        """Stop the worker and release the backend (call before destroy_node, which removes the rest)."""
+        self._stop_worker()
+        self._unload()
 
 
 def _header_now(node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
-def main(args=None):
-    """Console entry point `stereo_node`; returns the process exit status."""
+def main(args=None, node_class=None):
+    """Console entry point `stereo_node` (`node_class`: the lifecycle node's entry point passes its own);
+    returns the process exit status."""
     rclpy.init(args=args)
     try:
-        node = StereoNode()
+        node = (node_class or StereoNode)()
     except (FFSError, ImportError, OSError) as exc:
         # one line naming the parameter/file and the fix; no traceback
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {exc}')

@@ -1,10 +1,7 @@
-"""StereoSynchronizer and LatestSlot, without ROS."""
-import threading
-import time
+"""StereoSynchronizer, without ROS (the worker's slots: test_latest_slots.py)."""
 
 import pytest
 
-from fast_foundation_stereo_ros.pipeline.latest_slot import LatestSlot
 from fast_foundation_stereo_ros.pipeline.synchronizer import StereoSynchronizer
 
 TOPICS = ('left/image_rect', 'right/image_rect', 'left/camera_info', 'right/camera_info')
@@ -130,34 +127,3 @@ def test_invalid_arguments():
         StereoSynchronizer(TOPICS, queue_size=0)
     with pytest.raises(KeyError):
         StereoSynchronizer(TOPICS).add('depth', 0, None)
-
-
-def test_latest_slot_keeps_newest_and_reports_replaced():
-    slot = LatestSlot()
-    assert slot.put('a') is None
-    assert slot.put('b') == 'a'
-    assert slot.take(0.1) == 'b'
-    assert slot.take(0.01) is None
-
-
-def test_latest_slot_wakes_waiting_worker():
-    slot = LatestSlot()
-    got = []
-    worker = threading.Thread(target=lambda: got.append(slot.take(5.0)))
-    worker.start()
-    time.sleep(0.05)
-    started = time.monotonic()
-    slot.put('frame')
-    worker.join(2.0)
-    assert got == ['frame']
-    assert time.monotonic() - started < 1.0
-
-
-def test_latest_slot_close_releases_worker():
-    slot = LatestSlot()
-    got = []
-    worker = threading.Thread(target=lambda: got.append(slot.take(5.0)))
-    worker.start()
-    slot.close()
-    worker.join(2.0)
-    assert got == [None] and slot.closed
