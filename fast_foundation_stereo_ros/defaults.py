@@ -10,6 +10,18 @@ MAX_DISP = 192
 VALID_ITERS = 8
 #: network input sides must be multiples of this (the feature pyramid's stride)
 SIZE_MULTIPLE = 32
+
+
+def split_padding(extra):
+    """(before, after) shares of `extra` padding pixels, as the official demo splits them.
+
+    The demo pads top/left by extra // 2 and bottom/right by the rest (InputPadder,
+    replicate mode); every path that pads network inputs uses this split, so a
+    camera of any size gets the disparity the official code gives.
+    """
+    return extra // 2, extra - extra // 2
+
+
 #: ONNX opset of exported graphs
 OPSET = 17
 #: largest |ONNX Runtime - PyTorch| disparity an fp32 export may show, in pixels

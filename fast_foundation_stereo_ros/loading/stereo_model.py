@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..defaults import split_padding
 from ..errors import ConfigError, InputError
 from ..network.blocks import DisparityPositionTable
 from ..network.fast_foundation_stereo import SIZE_MULTIPLE
@@ -57,9 +58,7 @@ def load_model(path, device='cpu', mixed_precision=None):
 def pad_to_multiple(images, multiple=SIZE_MULTIPLE):
     """Replicate-pad B x C x H x W tensors; returns (padded, (top, bottom, left, right))."""
     height, width = images[0].shape[-2:]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
-    pads = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
+    pads = split_padding((-height) % multiple) + split_padding((-width) % multiple)
     if not any(pads):
         return list(images), pads
     spec = (pads[2], pads[3], pads[0], pads[1])

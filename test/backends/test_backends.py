@@ -70,7 +70,9 @@ def test_onnxruntime_pipeline_rescales_disparity_to_camera_size(onnx_path, fixtu
     network = fixture_model(fixture_dir).network
     at_input = run_torch(network, fit.apply(left), fit.apply(right), EXPORT_ITERS, EXPORT_MAX_DISP)
     scaled_h, scaled_w = fit.scaled_size
-    expected = cv2.resize(at_input[:scaled_h, :scaled_w], (left.shape[1], left.shape[0]),
+    top, _, left_pad, _ = fit.padding   # centred, as the official demo pads
+    expected = cv2.resize(at_input[top:top + scaled_h, left_pad:left_pad + scaled_w],
+                          (left.shape[1], left.shape[0]),
                           interpolation=cv2.INTER_NEAREST) * (left.shape[1] / scaled_w)
     assert abs(left.shape[1] / scaled_w - 1.4) < 1e-9
     assert np.abs(disparity - expected).max() <= 0.05 * 1.4
