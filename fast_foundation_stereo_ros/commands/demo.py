@@ -9,9 +9,10 @@ import time
 import cv2
 import numpy as np
 
-from ..files.atomic import atomic_directory
+from ..errors import InputError
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
+from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.visualization import colorize_depth
 from ..geometry.metrics import evaluate_regions, format_table
@@ -28,7 +29,8 @@ def register(subparsers):
         description='Render a synthetic rectified stereo scene with exact ground truth, run it through '
                     'the pipeline, write the results and print the accuracy.')
     parser.add_argument('--output', default=os.path.join('output', 'demo'),
-                        help='output folder, replaced as a whole on success (default output/demo)')
+                        help='output folder (default output/demo): new, empty, or an earlier demo output, whose files '
+                             'are replaced on success; files of your own are never touched')
     parser.add_argument('--scene', default='mixed', choices=SCENE_KINDS)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
@@ -43,8 +45,8 @@ def run(args):
     render_time = time.perf_counter() - start
     pipeline = build_pipeline(args)
     outputs = compute_outputs(pipeline, scene.left, 'rgb8', scene.right, 'rgb8', scene.camera)
-    with atomic_directory(args.output) as staging:
-        files = _write_outputs(staging, scene, outputs, pipeline)
+    with output_folder(args.output, replace=True) as folder:
+        files = _write_outputs(folder, scene, outputs)
     camera = scene.camera
     print(f'scene: {args.scene} seed {args.seed}, {camera.width}x{camera.height}, fx {camera.fx:.1f} px, '
           f'baseline {camera.baseline:.3f} m, disparity {scene.disparity.min():.1f}..'
@@ -59,8 +61,8 @@ def run(args):
     return 0
 
 
-def _write_outputs(folder, scene, outputs, pipeline):
-    path = lambda name: os.path.join(folder, name)  # noqa: E731
+def _write_outputs(folder, scene, outputs):
+    path = folder.path
     write_rgb_png(path('left.png'), scene.left)
     write_rgb_png(path('right.png'), scene.right)
     write_disparity(path('disparity.pfm'), outputs.disparity)
@@ -73,5 +75,6 @@ def _write_outputs(folder, scene, outputs, pipeline):
     points = PointProjector(scene.camera).points(outputs.depth)
     write_ply(path('cloud.ply'), points, outputs.left_rgb)
     write_disparity(path('gt_disparity.pfm'), scene.disparity)
-    cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255)
-    return sorted(os.listdir(folder))
+    if not cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255):
+        raise InputError(f"could not write gt_occlusion.png into '{folder.directory}'")
+    return sorted(folder.names)

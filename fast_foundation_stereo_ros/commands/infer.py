@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..files.atomic import check_output_file
 from ..files.disparity_files import disparity_format, write_disparity
 from ..pipeline.predictor import load_predictor
 
@@ -49,7 +50,8 @@ def read_rgb(path, name):
 
 
 def run(args):
-    disparity_format(args.output)  # reject an unknown extension before any work
+    disparity_format(args.output)  # reject an unknown extension or an unwritable place before any work
+    check_output_file(args.output)
     left = read_rgb(args.left, 'left')
     right = read_rgb(args.right, 'right')
     predictor = load_predictor(args.model, device=args.device)

@@ -10,17 +10,33 @@ import tempfile
 from ..errors import InputError
 
 
-def check_writable_dir(directory):
+def check_writable_dir(directory, option='--output'):
     """Raise InputError unless `directory` exists (or can be made) and is writable."""
     directory = directory or '.'
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder '{directory}': {exc.strerror}; "
-                         'choose a writable location with --output') from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise InputError(f"output folder '{directory}' is not writable: choose another with --output "
-                         'or fix its permissions')
+                         f'choose a writable location with {option}') from None
+    # a real probe, not os.access: root passes os.access on read-only file systems (/sys, ro mounts)
+    try:
+        fd, probe = tempfile.mkstemp(prefix='.ffs-write-probe.', dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise InputError(f"output folder '{directory}' is not writable ({exc.strerror}): choose another "
+                         f'with {option} or fix its permissions') from None
+
+
+def check_output_file(path, option='--output'):
+    """Raise InputError unless a file can be written at `path` (its folder is made if missing).
+
+    Commands call it before any expensive work, so an unwritable output is
+    reported before a model is loaded or a graph exported.
+    """
+    if os.path.isdir(path):
+        raise InputError(f"{option} '{path}' is a folder: give a file name")
+    check_writable_dir(os.path.dirname(os.path.abspath(path)), option)
 
 
 @contextlib.contextmanager
@@ -46,14 +62,20 @@ def atomic_path(path):
 def atomic_directory(path):
     """Yield a temporary directory beside `path`; it replaces `path` on success.
 
-    An existing `path` is moved aside only once the new content is complete,
-    and restored if the final rename fails.
+    `path` must be new, empty, or a folder this package wrote holding nothing
+    else (output_folders.check_replaceable); the result carries the marker
+    that makes it ours. An existing `path` is moved aside only once the new
+    content is complete, and restored if the final rename fails.
     """
+    # imported here: output_folders builds on this module's check_writable_dir
+    from .output_folders import check_replaceable, files_under, write_marker
+    check_replaceable(path)
     parent, name = os.path.split(os.path.abspath(path))
     check_writable_dir(parent)
     tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
     try:
         yield tmp
+        write_marker(tmp, files_under(tmp))
         os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
         backup = None
         if os.path.exists(path):

@@ -14,15 +14,13 @@ the end, so a failed run leaves no partial bag (and an existing one intact).
 """
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from ..errors import InputError
-from ..files.atomic import check_writable_dir
+from ..files.output_folders import staged_folder_replacement
 from ..files.progress import ProgressBar
 from ..geometry.intrinsics import camera_from_infos, check_image_size
 from ..geometry.stereo import CloudBuilder, CloudLayout
@@ -171,24 +169,9 @@ def input_storage(path):
     return 'mcap' if path.endswith('.mcap') else 'sqlite3'
 
 
-@contextlib.contextmanager
 def staged_bag_path(target, overwrite):
-    """Yield a fresh path to write a bag to; it becomes `target` on success."""
-    target = os.path.abspath(target)
-    if os.path.exists(target) and not overwrite:
-        raise InputError(f"output bag '{target}' already exists: pass --overwrite to replace it or choose "
-                         'another --output-bag')
-    parent, name = os.path.split(target)
-    check_writable_dir(parent)
-    stage = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
-    try:
-        # same base name: rosbags names the storage file after the folder
-        yield os.path.join(stage, name)
-        if os.path.exists(target):
-            os.replace(target, os.path.join(stage, name + '.old'))
-        os.replace(os.path.join(stage, name), target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    """Yield a fresh path to write a bag to; it becomes `target` on success (replacing only a bag we wrote)."""
+    return staged_folder_replacement(target, overwrite, 'output bag', '--output-bag')
 
 
 def copy_connections(reader, writer, typestore):

@@ -6,21 +6,20 @@ NaN invalid) and a PLY point cloud.
 
 All files of a run are first written to a hidden staging folder inside the
 output folder and moved into place only when every pair succeeded, so a
-failed run leaves existing outputs untouched.
+failed run leaves existing outputs untouched; the output folder must be new,
+empty or one of ours, and only our earlier outputs are replaced
+(files.output_folders).
 """
-import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..files.atomic import check_writable_dir
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
+from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.progress import ProgressBar
 from ..files.visualization import robust_range
@@ -114,38 +113,6 @@ def load_camera(options, width=None, height=None):
 
 # ---------------------------------------------------------------- outputs --
 
-class StagedOutputs:
-    """Files written under a hidden folder, moved into `directory` on commit."""
-
-    def __init__(self, directory):
-        check_writable_dir(directory)
-        self.directory = directory
-        self.stage = tempfile.mkdtemp(prefix='.ffs-stage.', dir=directory)
-        self.names = []
-
-    def path(self, name):
-        self.names.append(name)
-        return os.path.join(self.stage, name)
-
-    def commit(self):
-        for name in self.names:
-            os.replace(os.path.join(self.stage, name), os.path.join(self.directory, name))
-        self.discard()
-
-    def discard(self):
-        shutil.rmtree(self.stage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def staged_outputs(directory):
-    staged = StagedOutputs(directory)
-    try:
-        yield staged
-        staged.commit()
-    finally:
-        staged.discard()
-
-
 def write_pair_outputs(staged, stem, outputs, options):
     """Files of one processed pair; returns their names."""
     names = [f'{stem}_disparity.{options.disparity_format}', f'{stem}_disparity_color.png']
@@ -182,9 +149,8 @@ def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
         raise InputError(f"disparity format must be one of {', '.join(DISPARITY_FORMATS)}, "
                          f"got '{options.disparity_format}'")
     stems = output_stems(pairs)
-    check_writable_dir(output_dir)
     camera, files, totals = None, [], {}
-    with staged_outputs(output_dir) as staged, \
+    with output_folder(output_dir) as staged, \
             ProgressBar(len(pairs), 'stereo pairs', enabled=options.show_progress) as progress:
         for index, ((left_path, right_path), stem) in enumerate(zip(pairs, stems)):
             left, left_encoding = read_image(left_path, 'left')

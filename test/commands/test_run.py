@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.files.disparity_files import read_disparity
+from fast_foundation_stereo_ros.files.output_folders import MARKER
 from fast_foundation_stereo_ros.files.ply import read_ply
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
@@ -43,7 +44,7 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
                                      '--intrinsics', k_txt, '--format', fmt)
     assert status == 0, stderr
     assert 'SGBM' in stderr and 'stereo pairs' in stderr  # announcement and progress bar
-    assert sorted(os.listdir(out)) == sorted(['pair_left_cloud.ply', 'pair_left_depth.npy',
+    assert sorted(os.listdir(out)) == sorted([MARKER, 'pair_left_cloud.ply', 'pair_left_depth.npy',
                                               f'pair_left_disparity.{fmt}', 'pair_left_disparity_color.png'])
     disparity = read_disparity(str(out / f'pair_left_disparity.{fmt}'))
     noc = scene.non_occluded & np.isfinite(disparity)
@@ -57,7 +58,8 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
     status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o')
     assert status == 0
-    assert sorted(os.listdir(tmp_path / 'o')) == ['pair_left_disparity.pfm', 'pair_left_disparity_color.png']
+    assert sorted(os.listdir(tmp_path / 'o')) == [MARKER, 'pair_left_disparity.pfm',
+                                                  'pair_left_disparity_color.png']
     assert 'no intrinsics given' in stderr
 
 
@@ -85,7 +87,7 @@ def test_folders_with_calibration_yaml_and_mixed_encodings(tmp_path, capsys):
         assert np.abs(disparity - s.disparity)[noc].mean() < 0.5
         assert (out / f'{index:03d}_depth.npy').exists()
     assert not any(name.endswith('.ply') for name in os.listdir(out))
-    assert not any(name.startswith('.') for name in os.listdir(out))  # no staging left behind
+    assert [name for name in os.listdir(out) if name.startswith('.')] == [MARKER]  # no staging left behind
 
 
 def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scene):
@@ -95,6 +97,9 @@ def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scen
     for name in ('a', 'b'):
         write_rgb(left_dir / f'{name}.png', scene.left)
         write_rgb(right_dir / f'{name}.png', scene.right)
+    status, _, stderr = run_cli(capsys, 'run', '--left', left_dir / 'a.png', '--right', right_dir / 'a.png',
+                                '--output', out, '--no-progress')   # an earlier output of ours
+    assert status == 0, stderr
     (out / 'a_disparity.pfm').write_bytes(b'old result')
     (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
     _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
@@ -106,8 +111,7 @@ def test_unreadable_image(tmp_path, capsys, pair):
     bad = tmp_path / 'bad.png'
     bad.write_bytes(b'\x89PNG garbage')
     out = tmp_path / 'out'
-    out.mkdir()
-    (out / 'keep').write_text('x')
+    assert run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', out)[0] == 0
     line = _expect_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
                          output_dir=out)
     assert str(bad) in line

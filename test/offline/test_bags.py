@@ -158,8 +158,9 @@ def test_missing_camera_info(tmp_path, capsys, scenes):
 def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, capsys, scenes):
     bag, out = str(tmp_path / 'in'), tmp_path / 'out'
     write_stereo_bag(bag, scenes[:1])
-    out.mkdir()
-    (out / 'metadata.yaml').write_text('previous bag')
+    status, _, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
+    assert status == 0, stderr   # an earlier bag of ours
+    (out / 'metadata.yaml').write_text((out / 'metadata.yaml').read_text() + '# previous bag\n')
     _expect_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
     # --overwrite, but the run fails (bad camera_info topic): the old bag stays, no partial bag
     _expect_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
