@@ -65,10 +65,10 @@ def _write_outputs(folder, scene, outputs):
     path = folder.path
     write_rgb_png(path('left.png'), scene.left)
     write_rgb_png(path('right.png'), scene.right)
-    write_disparity(path('disparity.pfm'), outputs.disparity)
-    write_disparity(path('disparity.png'), outputs.disparity)
+    write_disparity(path('disparity.pfm'), outputs.raw_disparity)   # x_l - x_r, as dataset files
+    write_disparity(path('disparity.png'), outputs.raw_disparity)
     high = float(np.nanmax(scene.disparity)) * 1.1  # one scale for prediction and truth
-    write_rgb_png(path('disparity_color.png'), colorize_disparity(outputs.disparity, 0.0, high))
+    write_rgb_png(path('disparity_color.png'), colorize_disparity(outputs.raw_disparity, 0.0, high))
     np.save(path('depth.npy'), outputs.depth)
     depth_range = (float(scene.depth.min()), float(scene.depth.max()))
     write_rgb_png(path('depth_color.png'), colorize_depth(outputs.depth, depth_range))

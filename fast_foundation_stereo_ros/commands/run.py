@@ -27,7 +27,8 @@ def register(subparsers):
     files.add_argument('--no-cloud', action='store_true', help='do not write PLY point clouds')
 
     camera = parser.add_argument_group('intrinsics (needed for depth and points)')
-    camera.add_argument('--intrinsics', help="Fast-FoundationStereo K.txt (K row-major, then baseline in m)")
+    camera.add_argument('--intrinsics', help='Fast-FoundationStereo K.txt (K row-major, then baseline in m) '
+                                             'or a Middlebury calib.txt (cam0, cam1, doffs, baseline in mm)')
     camera.add_argument('--calib-left', help='left camera_calibration YAML')
     camera.add_argument('--calib-right', help='right camera_calibration YAML (its P[3] gives the baseline)')
 

@@ -1,7 +1,8 @@
 """Image pairs and folders of pairs through a backend, results to files.
 
-Per pair (named after the left image): disparity in the chosen format, a
-colour-mapped disparity PNG, and with intrinsics the depth (.npy, metres,
+Per pair (named after the left image): disparity (x_l - x_r, the datasets'
+convention, whatever the intrinsics) in the chosen format, a colour-mapped
+disparity PNG, and with intrinsics the depth (.npy, metres,
 NaN invalid) and a PLY point cloud.
 
 All files of a run are first written to a hidden staging folder inside the
@@ -23,7 +24,7 @@ from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.progress import ProgressBar
 from ..files.visualization import robust_range
-from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_k_txt, check_image_size
+from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_intrinsics_file, check_image_size
 from ..geometry.stereo import PointProjector
 from ..pipeline.frame_outputs import compute_outputs
 
@@ -34,7 +35,7 @@ DISPARITY_FORMATS = ('pfm', 'png', 'npy')
 @dataclass(frozen=True)
 class OfflineOptions:
     disparity_format: str = 'pfm'
-    intrinsics: str = None        # FFS K.txt
+    intrinsics: str = None        # FFS K.txt or Middlebury calib.txt
     calib_left: str = None        # camera_calibration YAML pair
     calib_right: str = None
     write_cloud: bool = True
@@ -99,7 +100,7 @@ def load_camera(options, width=None, height=None):
     if options.intrinsics and (options.calib_left or options.calib_right):
         raise InputError('give either --intrinsics K.txt or --calib-left/--calib-right, not both')
     if options.intrinsics:
-        return camera_from_k_txt(options.intrinsics, width, height)
+        return camera_from_intrinsics_file(options.intrinsics, width, height)
     if options.calib_left or options.calib_right:
         if not (options.calib_left and options.calib_right):
             raise InputError('--calib-left and --calib-right go together: give both YAML files of the '
@@ -116,9 +117,11 @@ def load_camera(options, width=None, height=None):
 def write_pair_outputs(staged, stem, outputs, options):
     """Files of one processed pair; returns their names."""
     names = [f'{stem}_disparity.{options.disparity_format}', f'{stem}_disparity_color.png']
-    write_disparity(staged.path(names[0]), outputs.disparity)
-    _, high = robust_range(outputs.disparity)
-    write_rgb_png(staged.path(names[1]), colorize_disparity(outputs.disparity, 0.0, high))
+    # files hold x_l - x_r, as Middlebury, KITTI and Scene Flow files do; the cx offset belongs to
+    # DisparityImage and to depth (outputs.depth), not to the file
+    write_disparity(staged.path(names[0]), outputs.raw_disparity)
+    _, high = robust_range(outputs.raw_disparity)
+    write_rgb_png(staged.path(names[1]), colorize_disparity(outputs.raw_disparity, 0.0, high))
     if outputs.depth is not None:
         names.append(f'{stem}_depth.npy')
         np.save(staged.path(names[-1]), outputs.depth)
