@@ -18,6 +18,10 @@ def check_writable_dir(directory, option='--output'):
     except OSError as exc:
         raise InputError(f"cannot create output folder '{directory}': {exc.strerror}; "
                          f'choose a writable location with {option}') from None
+    _probe_writable(directory, option)
+
+
+def _probe_writable(directory, option):
     # a real probe, not os.access: root passes os.access on read-only file systems (/sys, ro mounts)
     try:
         fd, probe = tempfile.mkstemp(prefix='.ffs-write-probe.', dir=directory)
@@ -28,15 +32,27 @@ def check_writable_dir(directory, option='--output'):
                          f'with {option} or fix its permissions') from None
 
 
-def check_output_file(path, option='--output'):
-    """Raise InputError unless a file can be written at `path` (its folder is made if missing).
+def check_output_location(path, option='--output'):
+    """Raise InputError unless `path` (a file or folder) could be created there; creates nothing.
 
     Commands call it before any expensive work, so an unwritable output is
-    reported before a model is loaded or a graph exported.
+    reported before a model is loaded or a graph exported, and a run that
+    fails later leaves no folder behind.
     """
+    ancestor = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise InputError(f"cannot create '{path}': '{ancestor}' is a file, not a folder; choose another "
+                         f'{option}')
+    _probe_writable(ancestor, option)
+
+
+def check_output_file(path, option='--output'):
+    """check_output_location for a file: `path` must not be a folder."""
     if os.path.isdir(path):
         raise InputError(f"{option} '{path}' is a folder: give a file name")
-    check_writable_dir(os.path.dirname(os.path.abspath(path)), option)
+    check_output_location(path, option)
 
 
 @contextlib.contextmanager

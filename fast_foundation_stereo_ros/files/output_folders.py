@@ -142,16 +142,21 @@ class OutputFolder:
     def discard(self):
         shutil.rmtree(self.stage, ignore_errors=True)
         if self.created is not None and not os.path.exists(os.path.join(self.directory, MARKER)):
-            # a failed first run leaves no empty folders behind (rmdir removes only empty ones)
-            folder = os.path.abspath(self.directory)
-            while True:
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    break
-                if folder == self.created:
-                    break
-                folder = os.path.dirname(folder)
+            _remove_empty_folders(self.directory, self.created)
+
+
+def _remove_empty_folders(folder, outermost):
+    """rmdir `folder` and its parents up to `outermost` while they are empty (a failed first run
+    leaves no empty folders behind; rmdir never removes anything else)."""
+    folder = os.path.abspath(folder)
+    while True:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+        if folder == outermost:
+            return
+        folder = os.path.dirname(folder)
 
 
 def _first_missing(directory):
@@ -192,8 +197,10 @@ def staged_folder_replacement(target, overwrite, what='output bag', option='--ou
                              f'another {option}')
         check_replaceable(target, what, option)
     parent, name = os.path.split(target)
+    created = _first_missing(parent)
     check_writable_dir(parent, option)
     stage = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
+    done = False
     try:
         # same base name: a bag writer names its storage file after the folder
         built = os.path.join(stage, name)
@@ -202,5 +209,8 @@ def staged_folder_replacement(target, overwrite, what='output bag', option='--ou
         if os.path.lexists(target):
             os.replace(target, os.path.join(stage, name + '.old'))
         os.replace(built, target)
+        done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if not done and created is not None:
+            _remove_empty_folders(parent, created)

@@ -14,7 +14,7 @@ from fast_foundation_stereo_ros.files.output_folders import (MARKER, check_repla
                                                               owned_files)
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
-from ..offline.helpers import error_lines, run_cli, tree_snapshot, write_pair
+from ..offline.helpers import error_lines, run_cli, tree_snapshot, write_pair, write_stereo_bag
 from ..paths import CHECKPOINT
 
 DEMO = ('demo', '--width', 96, '--height', 64, '--max-disp', 32)
@@ -96,6 +96,19 @@ def test_failed_first_run_leaves_no_folders_behind(tmp_path, capsys):
     assert not (tmp_path / 'new').exists()
 
 
+def test_failed_commands_leave_no_new_folders(tmp_path, capsys):
+    scene = make_scene('plane', 96, 64, seed=0)
+    left, _ = write_pair(str(tmp_path), scene)
+    (tmp_path / 'broken.png').write_bytes(b'not an image')
+    _refused(capsys, ['infer', '--model', 'sgbm', '--left', left, '--right', tmp_path / 'broken.png',
+                      '--output', tmp_path / 'new' / 'd.pfm'], 'cannot decode right image')
+    bag = str(tmp_path / 'bag')
+    write_stereo_bag(bag, [scene], right_info_delay_ns=1_000)   # fails once the output is staged
+    _refused(capsys, ['run', '--bag', bag, '--output-bag', tmp_path / 'new' / 'deeper' / 'out',
+                      '--no-progress'], 'share a header stamp')
+    assert not (tmp_path / 'new').exists()
+
+
 def test_check_replaceable_rules(tmp_path):
     check_replaceable(str(tmp_path / 'absent'))
     (tmp_path / 'empty').mkdir()
@@ -122,7 +135,7 @@ UNWRITABLE = '/sys/ffs_stereo_test_output'
     (lambda tmp, pair: ['infer', '--model', 'sgbm', '--left', pair[0], '--right', pair[1],
                         '--output', UNWRITABLE + '.pfm'], 'is not writable'),
     (lambda tmp, pair: ['infer', '--model', 'sgbm', '--left', pair[0], '--right', pair[1],
-                        '--output', os.path.join(pair[0], 'disparity.pfm')], 'cannot create output folder'),
+                        '--output', os.path.join(pair[0], 'disparity.pfm')], 'is a file, not a folder'),
     (lambda tmp, pair: ['convert', '--model', CHECKPOINT, '--output', UNWRITABLE], 'is not writable'),
     (lambda tmp, pair: ['export', '--model', CHECKPOINT, '--height', 64, '--width', 96,
                         '--output', UNWRITABLE + '.onnx'], 'is not writable'),
