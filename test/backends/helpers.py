@@ -1,7 +1,8 @@
 """Real stereo data for the backend tests, fetched from the package registry at test time.
 
-Middlebury 2014 Motorcycle (quarter size, 741x500, ground truth as float32
-with inf = unknown) ships inside the scikit-image wheel as
+Middlebury 2014 Motorcycle (quarter size, 741x500; ground truth float32 in
+pixels of these images, i.e. Middlebury's full-size x_l - x_r divided by 4,
+max 59.9 px, inf = unknown) ships inside the scikit-image wheel as
 skimage/data/motorcycle_{left,right}.png and motorcycle_disp.npz. The wheel
 is fetched once with `pip download --no-deps` (version and platform pinned,
 so the same file everywhere) into ~/.cache/fast_foundation_stereo_ros (or
