@@ -21,7 +21,13 @@ setup(
     extras_require={
         'pytorch': ['torch', 'safetensors'],
         'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
-        'gpu': ['onnxruntime-gpu', 'cuda-python'],
+        # CUDA bindings for the TensorRT backend, by the driver's CUDA major: cuda-python 13.x
+        # needs a CUDA-13 (580+) driver and fails on JetPack 6 with cudaErrorInsufficientDriver.
+        # `ffs-stereo doctor` says which one this machine needs.
+        'gpu-cuda12': ['cuda-python>=12.6,<13'],   # JetPack 6, CUDA-12 desktop drivers
+        'gpu-cuda13': ['cuda-python>=13,<14'],     # CUDA-13 drivers (580+)
+        # onnxruntime-gpu plus the bindings line that loads on every CUDA-12 and newer driver
+        'gpu': ['onnxruntime-gpu', 'cuda-python>=12.6,<13'],
         'bags': ['rosbags'],
     },
     zip_safe=True,

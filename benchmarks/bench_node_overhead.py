@@ -40,9 +40,10 @@ os.environ.update(DDS_ENVIRONMENT)   # before the first participant of this proc
 
 from fast_foundation_stereo_ros.backends import create_backend  # noqa: E402
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene  # noqa: E402
+from fast_foundation_stereo_ros.pipeline.frame_stage import (FrameOptions, FrameProcessor,  # noqa: E402
+                                                             OutputRequest, StereoFrame)
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline  # noqa: E402
-from fast_foundation_stereo_ros.ros.frame_processor import (FrameProcessor, GeometryOptions,  # noqa: E402
-                                                            OutputRequest, StereoFrame)
+from fast_foundation_stereo_ros.ros.messages import RclpyMessageFactory  # noqa: E402
 from fast_foundation_stereo_ros.ros.scene_publisher import stereo_messages  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))
@@ -82,7 +83,8 @@ def plain_copy_seconds(total_bytes, repeats, before_each=None):
 
 def measure_overhead(width, height, frames):
     scene = make_scene('mixed', width, height, seed=1)
-    processor = FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=MAX_DISP)), GeometryOptions())
+    processor = FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=MAX_DISP)), RclpyMessageFactory(),
+                               FrameOptions())
     frame = make_frame(scene)
     processor.process(frame, REQUEST)    # first call allocates the cloud buffer
     per_stage, overheads = {}, []

@@ -3,10 +3,11 @@
 Importing the package is cheap: heavy modules (torch, rclpy) load on first use.
 """
 
+from . import defaults
 from .version import __version__
 
 
-def load_model(path, device='cpu'):
+def load_model(path, device=defaults.CLI_DEVICE):
     """Load a released `.pth` checkpoint or a native model directory.
 
     Returns a `StereoModel` whose `predict(left, right, valid_iters=None,

@@ -16,10 +16,12 @@ COMMAND_MODULES = (
     'infer',         # one pair through a model file
     'convert',       # .pth -> native safetensors + manifest
     'export',        # checkpoint -> ONNX, verified with ONNX Runtime
-    'build_engine',  # checkpoint/ONNX -> TensorRT engine + sidecar
+    'build_engine',  # checkpoint/ONNX -> verified TensorRT engine + sidecar
+    'verify_engine', # repeat an engine's check against ONNX Runtime
     'run',           # pairs, folders or rosbag2 through a backend
     'eval',          # metrics against ground truth
     'bench',         # per-stage, per-backend latency
+    'doctor',        # what this machine can run, and how to install what is missing
 )
 
 
@@ -39,7 +41,7 @@ def build_parser():
     return parser
 
 
-def describe_os_error(exc):
+def describe_os_error(exc: OSError) -> str:
     """One line for an OSError: the path, the system's reason and what to check."""
     reason = exc.strerror or str(exc)
     paths = [path for path in (exc.filename, exc.filename2) if path is not None]
@@ -48,7 +50,7 @@ def describe_os_error(exc):
             'the disk has free space')
 
 
-def main(argv=None):
+def main(argv: list = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, 'func', None):

@@ -26,8 +26,19 @@ def split_padding(extra):
 OPSET = 17
 #: largest |ONNX Runtime - PyTorch| disparity an fp32 export may show, in pixels
 EXPORT_TOLERANCE_PX = 0.05
-#: the device used when none is named: CUDA when torch sees a GPU, else the CPU
+#: what `resolve_device` maps: CUDA when torch sees a GPU, else the CPU
 DEVICE = 'auto'
+#: the device the CLI commands and the Python API use when none is named
+CLI_DEVICE = 'cpu'
+#: the node's `device` parameter default (a robot is expected to have a GPU)
+NODE_DEVICE = 'cuda'
+#: SGBM's `max_disp` must be a multiple of this (OpenCV's numDisparities rule)
+SGBM_DISPARITY_MULTIPLE = 16
+
+
+def round_up(value, multiple):
+    """Smallest multiple of `multiple` that is >= `value` (integers)."""
+    return -(-value // multiple) * multiple
 
 
 def resolve_device(device=DEVICE):

@@ -6,6 +6,7 @@ a directory holding one, or a native model directory PyTorch.
 """
 import os
 
+from .. import defaults
 from ..errors import ConfigError
 from .base import StereoBackend
 
@@ -32,15 +33,17 @@ def backend_kind(model_path, backend='auto'):
         ".pth or native model directory, or 'sgbm' for the weight-free classical matcher")
 
 
-def create_backend(model_path, backend='auto', device='cpu', max_disp=192, valid_iters=8):
-    """Instantiate the backend for `model_path` (see `backend_kind`)."""
+def create_backend(model_path: str, backend: str = 'auto', device: str = defaults.CLI_DEVICE,
+                   max_disp: int = defaults.MAX_DISP, valid_iters: int = defaults.VALID_ITERS,
+                   cuda_graph: bool = False) -> StereoBackend:
+    """Instantiate the backend for `model_path` (see `backend_kind`); `cuda_graph` applies to TensorRT."""
     kind = backend_kind(model_path, backend)
     if kind == 'sgbm':
         from .sgbm import SGBMBackend
         return SGBMBackend(max_disp=max_disp)
     if kind == 'tensorrt':
         from .tensorrt import TensorRTBackend
-        return TensorRTBackend(model_path)
+        return TensorRTBackend(model_path, cuda_graph=cuda_graph)
     if kind == 'onnxruntime':
         from .onnx_runtime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(model_path, device=device)

@@ -1,11 +1,10 @@
 """The one small interface every inference backend implements."""
 from abc import ABC, abstractmethod
 
+import numpy as np
+
+from .. import defaults
 from ..errors import InputError
-
-
-def _round_up(value, multiple):
-    return -(-value // multiple) * multiple
 
 
 class StereoBackend(ABC):
@@ -21,13 +20,13 @@ class StereoBackend(ABC):
     input_size = None
     size_multiple = 1
     #: largest disparity (pixels at input size) the backend can return
-    max_disparity = 192.0
+    max_disparity = float(defaults.MAX_DISP)
 
     @abstractmethod
-    def infer(self, left_rgb, right_rgb):
+    def infer(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
         """Return float32 HxW disparity for two HxWx3 uint8 RGB arrays."""
 
-    def check_input_pair(self, left_rgb, right_rgb):
+    def check_input_pair(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> None:
         """Refuse images that do not match a fixed input size (camera images must go
         through StereoPipeline, which fits them)."""
         height, width = self.input_size
@@ -36,17 +35,21 @@ class StereoBackend(ABC):
                 raise InputError(f'the {self.name} model takes {width}x{height} RGB images, got shape '
                                  f'{image.shape}: run it through StereoPipeline, which fits camera images to it')
 
-    def warmup(self):
+    def baked_settings(self) -> dict:
+        """Network settings fixed inside the model file: {'max_disp': int, 'valid_iters': int}
+        for an exported graph or engine, {} for backends that take them per call."""
+        return {}
+
+    def warmup(self) -> None:
         """Run once on a dummy pair so the first real frame is not slow."""
-        import numpy as np
-        height, width = self.input_size or (_round_up(64, self.size_multiple), _round_up(128, self.size_multiple))
+        height, width = self.input_size or (defaults.round_up(64, self.size_multiple), defaults.round_up(128, self.size_multiple))
         dummy = np.zeros((height, width, 3), np.uint8)
         self.infer(dummy, dummy)
 
-    def close(self):
+    def close(self) -> None:
         """Release device memory; the backend is unusable afterwards."""
 
-    def describe(self):
+    def describe(self) -> str:
         """One line for logs: which backend runs and at what size."""
         size = 'any size' if self.input_size is None else '%dx%d' % (self.input_size[1], self.input_size[0])
         return f'{self.name} ({size})'

@@ -7,9 +7,8 @@ engine was built for and from, so a mismatch is refused up front with the
 field, the expected and found values, and the exact command that rebuilds it.
 
 Pure Python: probing the device (which needs TensorRT/CUDA) lives in
-`trt_runtime.probe_fingerprint`; everything here is unit-tested without a GPU.
+`tensorrt_runtime.probe_fingerprint`; everything here is unit-tested without a GPU.
 """
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import EngineError
 from ..files.atomic import atomic_path
+from ..files.checksum import file_sha256
 
 SIDECAR_FORMAT = 'fast_foundation_stereo_ros/tensorrt-engine'
 SIDECAR_VERSION = 1
@@ -35,7 +35,12 @@ class DeviceFingerprint:
     gpu_name: str
     compute_capability: str   # 'major.minor', e.g. '8.7' for Jetson Orin
     tensorrt_version: str     # trt.__version__, e.g. '10.3.0'
-    cuda_version: str = None  # informational only: TensorRT checks CUDA compatibility itself
+    # informational only (TensorRT checks CUDA compatibility itself), as this
+    # process runs them: cudaRuntimeGetVersion / cudaDriverGetVersion, not the
+    # CUDA the Python bindings were built against
+    cuda_version: str = None
+    cuda_driver_version: str = None
+    cuda_bindings: str = None  # 'cuda-python 12.6.2' or 'pycuda 2024.1'
 
 
 # --- naming -------------------------------------------------------------------------------
@@ -74,14 +79,6 @@ def sidecar_path(engine_path):
 
 # --- hashing and writing ------------------------------------------------------------------
 
-def file_sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def make_sidecar(engine_path, fingerprint, settings, io_tensors, extra=None):
     """Sidecar dict for a freshly written engine.
 
@@ -99,7 +96,9 @@ def make_sidecar(engine_path, fingerprint, settings, io_tensors, extra=None):
         'tensorrt_version': fingerprint.tensorrt_version,
         'gpu_name': fingerprint.gpu_name,
         'compute_capability': fingerprint.compute_capability,
-        'cuda_version': fingerprint.cuda_version,
+        'cuda_runtime_version': fingerprint.cuda_version,
+        'cuda_driver_version': fingerprint.cuda_driver_version,
+        'cuda_bindings': fingerprint.cuda_bindings,
     }
     record.update(extra or {})
     return record

@@ -22,6 +22,11 @@ def choose_providers(device, available):
     return ['CPUExecutionProvider']
 
 
+def _integer_settings(recorded):
+    """{'max_disp', 'valid_iters'} of a graph's metadata (strings), those it records."""
+    return {key: int(recorded[key]) for key in ('max_disp', 'valid_iters') if key in recorded}
+
+
 class OnnxRuntimeBackend(StereoBackend):
     name = 'onnxruntime'
     size_multiple = 32
@@ -64,6 +69,9 @@ class OnnxRuntimeBackend(StereoBackend):
         self.check_input_pair(left_rgb, right_rgb)
         feeds = {INPUT_NAMES[0]: to_nchw(left_rgb), INPUT_NAMES[1]: to_nchw(right_rgb)}
         return self._session.run([OUTPUT_NAME], feeds)[0][0, 0].astype(np.float32, copy=False)
+
+    def baked_settings(self):
+        return _integer_settings(self.metadata)
 
     def close(self):
         self._session = None

@@ -3,6 +3,7 @@
 Takes any size that is a multiple of 32 (the pipeline pads to it), so
 `input_size` is None.
 """
+from .. import defaults
 from ..errors import ConfigError
 from .base import StereoBackend
 
@@ -10,9 +11,9 @@ from .base import StereoBackend
 class TorchBackend(StereoBackend):
     name = 'pytorch'
     input_size = None
-    size_multiple = 32
+    size_multiple = defaults.SIZE_MULTIPLE
 
-    def __init__(self, path, device='cpu', max_disp=192, valid_iters=8):
+    def __init__(self, path, device=defaults.CLI_DEVICE, max_disp=defaults.MAX_DISP, valid_iters=defaults.VALID_ITERS):
         import torch
 
         from ..loading.stereo_model import load_model

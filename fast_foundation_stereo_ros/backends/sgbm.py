@@ -6,6 +6,7 @@ checkpoint and no GPU. It is announced as such wherever it is chosen.
 import cv2
 import numpy as np
 
+from .. import defaults
 from ..errors import ConfigError
 from .base import StereoBackend
 
@@ -22,10 +23,10 @@ class SGBMBackend(StereoBackend):
     # without losing accuracy on the synthetic scenes: a 3x3 block and a low pre-filter cap keep thin
     # structures and fine texture; disp12MaxDiff 2 and a 150-pixel speckle window keep more correct
     # pixels than 1 / 100. 3-way mode: HH is 0.1 px better on the scenes but 4x slower.
-    def __init__(self, max_disp=192, block_size=3, uniqueness_ratio=5, speckle_window=150,
+    def __init__(self, max_disp=defaults.MAX_DISP, block_size=3, uniqueness_ratio=5, speckle_window=150,
                  speckle_range=2, disp12_max_diff=2, p1_per_pixel=8, p2_per_pixel=32,
                  pre_filter_cap=15, mode='3way'):
-        if max_disp <= 0 or max_disp % 16:
+        if max_disp <= 0 or max_disp % defaults.SGBM_DISPARITY_MULTIPLE:
             raise ConfigError(f'SGBM max_disp must be a positive multiple of 16, got {max_disp}')
         if block_size < 1 or block_size % 2 == 0:
             raise ConfigError(f'SGBM block_size must be odd and >= 1, got {block_size}')

@@ -1,32 +1,42 @@
-"""TensorRT engine backend: one fixed-size engine, one CUDA stream, optional CUDA graph.
+"""TensorRT engine backend: one fixed-size engine, one CUDA stream, pinned buffers, optional CUDA graph.
 
 The engine is only deserialized after its sidecar says it was built for this
 GPU, compute capability and TensorRT version and its size/SHA-256 match
 (engine_sidecar): a foreign or truncated engine is refused
-with the rebuild command instead of crashing inside TensorRT.
+with the rebuild command instead of crashing inside TensorRT. Every TensorRT
+call that reports failure by its return value (deserialize_cuda_engine,
+create_execution_context, set_tensor_address, execute_async_v3) is checked
+and turned into an EngineError naming the engine.
 
 Input normalisation is inside the graph, so the host only lays out the two
-uint8 images as 1x3xHxW floats 0..255.
+uint8 images as 1x3xHxW floats 0..255 in page-locked buffers. With
+`cuda_graph=True` the engine is captured once as a CUDA graph and replayed
+(`tensorrt_runtime.GraphLauncher`: a failed capture is logged once and the
+engine runs without a graph).
 
-UNVERIFIED ON A GPU in the session that wrote it (no TensorRT there):
-written against the documented TensorRT 10 API (execute_async_v3 with
-set_tensor_address).
+Verified without a GPU: the file/sidecar refusals and the missing-TensorRT
+message (test/backends). The TensorRT calls follow the TensorRT 10/11 Python
+API (execute_async_v3 with set_tensor_address); `ffs-stereo build-engine`
+runs every freshly built engine against ONNX Runtime before writing it.
 """
+import sys
+
 import numpy as np
 
 from ..errors import EngineError
 from .base import StereoBackend
 from .engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
 from .graph_io import INPUT_NAMES, OUTPUT_NAME
-from .tensorrt_runtime import import_tensorrt, open_cuda, probe_fingerprint
+from .tensorrt_runtime import GraphLauncher, import_tensorrt, open_cuda, probe_fingerprint
 
 
 class TensorRTBackend(StereoBackend):
     name = 'tensorrt'
     size_multiple = 32
 
-    def __init__(self, path, device=0, cuda_graph=False, verify_hash=True):
+    def __init__(self, path, device=0, cuda_graph=False, verify_hash=True, log=None):
         self.path = str(path)
+        self.device = int(device)
         # file and sidecar checks need no GPU: a missing or corrupt engine is
         # reported as such even on a machine without TensorRT
         self.sidecar = read_sidecar(self.path)
@@ -39,13 +49,12 @@ class TensorRTBackend(StereoBackend):
         self._buffers = {}  # name -> (host array, device pointer)
         try:
             self._engine = self._deserialize(trt)
-            self._context = self._engine.create_execution_context()
+            self._context = self._create_context()
             self._bind_tensors(trt)
         except BaseException:
             self.close()
             raise
-        self._use_graph = bool(cuda_graph) and self._cuda.supports_graphs
-        self._graph_captured = False
+        self._launcher = GraphLauncher(self._cuda, self._enqueue, bool(cuda_graph), log or _log_to_stderr)
 
     def _deserialize(self, trt):
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -55,6 +64,13 @@ class TensorRTBackend(StereoBackend):
         if engine is None:
             refuse_engine(self.path, 'TensorRT could not deserialize it (see its log above)', self.sidecar)
         return engine
+
+    def _create_context(self):
+        context = self._engine.create_execution_context()
+        if context is None:
+            raise EngineError(f"TensorRT could not create an execution context for '{self.path}' (see its log "
+                              'above; usually GPU memory: close other GPU programs)')
+        return context
 
     def _bind_tensors(self, trt):
         """Allocate one host/device buffer pair per I/O tensor and bind the device side."""
@@ -73,24 +89,18 @@ class TensorRTBackend(StereoBackend):
             host = self._cuda.host_array(shape, dtype)
             pointer = self._cuda.alloc(host.nbytes)
             self._buffers[name] = (host, pointer)
-            self._context.set_tensor_address(name, pointer)
+            if not self._context.set_tensor_address(name, pointer):
+                refuse_engine(self.path, f"TensorRT refused the device buffer of tensor '{name}' "
+                                         '(set_tensor_address returned False)', self.sidecar)
 
     def _enqueue(self):
         if not self._context.execute_async_v3(self._cuda.stream_handle):
             raise EngineError(f"TensorRT failed to run '{self.path}' (see its log above)")
 
-    def _execute(self):
-        if not self._use_graph:
-            self._enqueue()
-            return
-        if not self._graph_captured:
-            # TensorRT needs one ordinary enqueue before capture (deferred
-            # resource updates), then the whole engine is replayed as a graph.
-            self._enqueue()
-            self._cuda.synchronize()
-            self._cuda.capture_graph(self._enqueue)
-            self._graph_captured = True
-        self._cuda.launch_graph()
+    @property
+    def cuda_graph_state(self):
+        """'off', 'pending', 'captured', 'failed' or 'unsupported' (see GraphLauncher)."""
+        return self._launcher.state
 
     def infer(self, left_rgb, right_rgb):
         self.check_input_pair(left_rgb, right_rgb)
@@ -98,7 +108,7 @@ class TensorRTBackend(StereoBackend):
             host, pointer = self._buffers[name]
             host[0] = image.transpose(2, 0, 1)  # HWC uint8 -> CHW in the engine's float dtype
             self._cuda.to_device(pointer, host)
-        self._execute()
+        self._launcher.run()
         host, pointer = self._buffers[OUTPUT_NAME]
         self._cuda.to_host(host, pointer)
         self._cuda.synchronize()
@@ -116,8 +126,16 @@ class TensorRTBackend(StereoBackend):
         cuda.close()
         self._cuda = None
 
+    def baked_settings(self):
+        return {key: int(self.sidecar[key]) for key in ('max_disp', 'valid_iters')}
+
     def describe(self):
         height, width = self.input_size
         return (f"tensorrt ({width}x{height}, {self.sidecar['precision']}, max_disp "
                 f"{self.sidecar['max_disp']}, {self.sidecar['valid_iters']} iterations, "
-                f"TensorRT {self.sidecar['tensorrt_version']})")
+                f"TensorRT {self.sidecar['tensorrt_version']}, cuda:{self.device} {self.sidecar['gpu_name']}"
+                f"{', CUDA graph' if self._launcher.state in ('pending', 'captured') else ''})")
+
+
+def _log_to_stderr(message):
+    print(f'tensorrt backend: {message}', file=sys.stderr)

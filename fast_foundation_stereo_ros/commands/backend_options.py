@@ -1,6 +1,7 @@
 """Backend/pipeline command-line options shared by demo, run and eval."""
 import sys
 
+from .. import defaults
 from ..backends import BACKEND_NAMES, backend_kind, create_backend
 from ..pipeline.image_fitting import FIT_MODES
 from ..pipeline.stereo_pipeline import StereoPipeline
@@ -16,9 +17,11 @@ def add_backend_arguments(parser):
                             '(default: the weight-free classical matcher)')
     group.add_argument('--backend', default='auto', choices=BACKEND_NAMES,
                        help='override the backend chosen from the model path')
-    group.add_argument('--device', default='cpu', help='cpu or cuda (PyTorch / ONNX Runtime)')
-    group.add_argument('--max-disp', type=int, default=192, help='largest disparity searched (default 192)')
-    group.add_argument('--valid-iters', type=int, default=8, help='network refinement iterations')
+    group.add_argument('--device', default=defaults.CLI_DEVICE, help='cpu or cuda (PyTorch / ONNX Runtime)')
+    group.add_argument('--max-disp', type=int, default=defaults.MAX_DISP,
+                       help=f'largest disparity searched (default {defaults.MAX_DISP})')
+    group.add_argument('--valid-iters', type=int, default=defaults.VALID_ITERS,
+                       help=f'network refinement iterations (default {defaults.VALID_ITERS})')
     group.add_argument('--scale', type=float, default=1.0,
                        help='resize factor before inference, (0, 1] (disparity is mapped back)')
     group.add_argument('--fit-mode', default='letterbox', choices=FIT_MODES,

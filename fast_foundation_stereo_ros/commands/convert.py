@@ -3,6 +3,7 @@
 The pickle is read with the restricted unpickler (nothing in it executes);
 the result loads without pickle and gives bit-identical output.
 """
+import argparse
 
 
 def register(subparsers):
@@ -15,7 +16,7 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..files.atomic import check_output_location
     from ..loading.checkpoint import instantiate_network, read_checkpoint
     from ..loading.native_format import save_native

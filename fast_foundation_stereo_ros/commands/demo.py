@@ -3,6 +3,7 @@
 The default job: needs no data and no checkpoint (SGBM by default), runs in
 seconds on a CPU, and writes everything a user wants to look at.
 """
+import argparse
 import os
 import time
 
@@ -13,13 +14,12 @@ from ..errors import InputError
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
 from ..files.output_folders import output_folder
+from ..files.images import write_rgb_png
 from ..files.ply import write_ply
 from ..files.visualization import colorize_depth
 from ..geometry.metrics import evaluate_regions, format_table
-from ..geometry.stereo import PointProjector
 from ..geometry.synthetic_scenes import SCENE_KINDS, make_scene
-from ..offline.pairs import write_rgb_png
-from ..pipeline.frame_outputs import compute_outputs
+from ..pipeline.frame_stage import FrameStage, OutputRequest, reported_stages
 from .backend_options import add_backend_arguments, build_pipeline
 
 
@@ -39,20 +39,24 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     scene = make_scene(args.scene, args.width, args.height, seed=args.seed)
     render_time = time.perf_counter() - start
     pipeline = build_pipeline(args)
-    outputs = compute_outputs(pipeline, scene.left, 'rgb8', scene.right, 'rgb8', scene.camera)
+    outputs = FrameStage(pipeline).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera,
+                                           OutputRequest(disparity=True, depth=True, points=True))
     with output_folder(args.output, replace=True) as folder:
         files = _write_outputs(folder, scene, outputs)
     camera = scene.camera
     print(f'scene: {args.scene} seed {args.seed}, {camera.width}x{camera.height}, fx {camera.fx:.1f} px, '
           f'baseline {camera.baseline:.3f} m, disparity {scene.disparity.min():.1f}..'
           f'{scene.disparity.max():.1f} px, {100 * scene.occlusion.mean():.1f} % occluded')
-    print(format_table(evaluate_regions(outputs.raw_disparity, scene.disparity, scene.occlusion)))
-    timings = ', '.join(f'{stage} {seconds * 1000:.1f} ms' for stage, seconds in outputs.timings.items())
+    # the scene's truth is raw x_l - x_r; the stage's disparity has cx_l - cx_r removed
+    truth = scene.disparity - np.float32(camera.cx_offset)
+    print(format_table(evaluate_regions(outputs.disparity, truth, scene.occlusion)))
+    timings = ', '.join(f'{stage} {seconds * 1000:.1f} ms'
+                        for stage, seconds in reported_stages(outputs.timings).items())
     print(f'timings: render {render_time * 1000:.1f} ms, {timings}')
     print(f'wrote {len(files)} files to {args.output}: {", ".join(files)}')
     print(f'evaluate again with: ffs-stereo eval --pred {os.path.join(args.output, "disparity.pfm")} '
@@ -72,8 +76,7 @@ def _write_outputs(folder, scene, outputs):
     np.save(path('depth.npy'), outputs.depth)
     depth_range = (float(scene.depth.min()), float(scene.depth.max()))
     write_rgb_png(path('depth_color.png'), colorize_depth(outputs.depth, depth_range))
-    points = PointProjector(scene.camera).points(outputs.depth)
-    write_ply(path('cloud.ply'), points, outputs.left_rgb)
+    write_ply(path('cloud.ply'), outputs.xyz, outputs.point_colours)
     write_disparity(path('gt_disparity.pfm'), scene.disparity)
     if not cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255):
         raise InputError(f"could not write gt_occlusion.png into '{folder.directory}'")

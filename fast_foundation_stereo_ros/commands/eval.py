@@ -5,6 +5,7 @@ Either a predicted disparity file against a ground-truth file (PFM with inf
 0 = invalid; 8-bit Middlebury 2001-2005 PNG/PGM with --gt-scale, 0 =
 unknown; or .npy with NaN), or a backend on a generated synthetic scene.
 """
+import argparse
 import time
 
 import cv2
@@ -41,7 +42,7 @@ def register(subparsers):
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     if args.scene:
         if args.pred or args.gt:
             raise InputError('give either --scene or --pred/--gt, not both')

@@ -1,5 +1,7 @@
 """`ffs-stereo export`: checkpoint -> one verified ONNX graph for a fixed size."""
-from ..export.onnx_export import DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, TOLERANCE_PX
+import argparse
+
+from .. import defaults
 
 
 def register(subparsers):
@@ -12,18 +14,18 @@ def register(subparsers):
     parser.add_argument('--model', required=True, help='released .pth, a folder holding one, or a native model dir')
     parser.add_argument('--height', type=int, required=True, help='input height, a multiple of 32')
     parser.add_argument('--width', type=int, required=True, help='input width, a multiple of 32')
-    parser.add_argument('--max-disp', type=int, default=DEFAULT_MAX_DISP,
-                        help=f'largest disparity at input size (default {DEFAULT_MAX_DISP})')
-    parser.add_argument('--valid-iters', type=int, default=DEFAULT_VALID_ITERS,
-                        help=f'GRU refinement steps, unrolled (default {DEFAULT_VALID_ITERS})')
-    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
-    parser.add_argument('--tolerance', type=float, default=TOLERANCE_PX,
-                        help=f'max abs disparity difference ONNX Runtime vs PyTorch (default {TOLERANCE_PX} px)')
+    parser.add_argument('--max-disp', type=int, default=defaults.MAX_DISP,
+                        help=f'largest disparity at input size (default {defaults.MAX_DISP})')
+    parser.add_argument('--valid-iters', type=int, default=defaults.VALID_ITERS,
+                        help=f'GRU refinement steps, unrolled (default {defaults.VALID_ITERS})')
+    parser.add_argument('--opset', type=int, default=defaults.OPSET, help=f'ONNX opset (default {defaults.OPSET})')
+    parser.add_argument('--tolerance', type=float, default=defaults.EXPORT_TOLERANCE_PX,
+                        help=f'max abs disparity difference ONNX Runtime vs PyTorch (default {defaults.EXPORT_TOLERANCE_PX} px)')
     parser.add_argument('--output', required=True, help='output .onnx file (written atomically)')
     parser.set_defaults(func=run)
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx
     from ..files.atomic import check_output_file
     check_output_file(args.output)   # before the export and its verification, which take a while

@@ -1,10 +1,19 @@
-"""`ffs-stereo run`: a pair, two folders of pairs, or a rosbag2 through a backend."""
+"""`ffs-stereo run`: a pair, two folders of pairs, or a rosbag2 through a backend.
+
+Pairs and bags go through the node's per-frame stage with the node's
+geometry options (--min-depth, --max-depth, --point-cloud-decimation,
+--no-color, --avoid-point-cloud-padding, --depth-mm; bags also
+--disparity-color), named like the node's parameters.
+"""
+import argparse
+import math
 import os
 import sys
 
 from ..errors import InputError
 from ..offline.bags import BagOptions, BagTopics, first_image_size, process_bag
 from ..offline.pairs import DISPARITY_FORMATS, OfflineOptions, list_image_pairs, load_camera, run_pairs
+from ..pipeline.frame_stage import MAX_DECIMATION, FrameOptions
 from .backend_options import add_backend_arguments, build_pipeline
 
 
@@ -43,22 +52,44 @@ def register(subparsers):
     bag.add_argument('--output-namespace', default='',
                      help='prefix of the written topics disparity, depth/image, points2 (default: none)')
     bag.add_argument('--output-storage', choices=('mcap', 'sqlite3'), help='default: like the input bag')
-    bag.add_argument('--avoid-point-cloud-padding', action='store_true',
-                     help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
+    bag.add_argument('--disparity-color', action='store_true', help='also write disparity/color (rgb8 colour map)')
+
+    geometry = parser.add_argument_group('geometry (as the node\'s parameters of the same names)')
+    geometry.add_argument('--min-depth', type=float, default=0.0, help='metres; nearer depth/points become NaN')
+    geometry.add_argument('--max-depth', type=float, default=0.0,
+                          help='metres; farther depth/points become NaN; 0 = no limit (default)')
+    geometry.add_argument('--point-cloud-decimation', type=int, default=1,
+                          help=f'the cloud keeps every n-th row and column, 1..{MAX_DECIMATION} (default 1)')
+    geometry.add_argument('--no-color', action='store_true', help='point clouds without colour')
+    geometry.add_argument('--avoid-point-cloud-padding', action='store_true',
+                          help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
+    geometry.add_argument('--depth-mm', action='store_true',
+                          help='also 16-bit millimetre depth (0 invalid): <stem>_depth_mm.png / depth/image_mm')
 
     parser.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
     add_backend_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args):
+def frame_options(args):
+    """The node's geometry options from the command line (max_depth 0 = no limit, as in the node)."""
+    return FrameOptions(use_color=not args.no_color, avoid_point_cloud_padding=args.avoid_point_cloud_padding,
+                        min_depth=args.min_depth, max_depth=math.inf if args.max_depth == 0 else args.max_depth,
+                        point_cloud_decimation=args.point_cloud_decimation)
+
+
+def run(args: argparse.Namespace) -> int:
     mode = _input_mode(args)
+    frame = frame_options(args)
     if mode == 'bag':
-        return _run_bag(args)
+        return _run_bag(args, frame)
+    if args.disparity_color:
+        raise InputError('--disparity-color applies to --bag input; pairs always get <stem>_disparity_color.png')
     pairs = [(args.left, args.right)] if mode == 'pair' else list_image_pairs(args.left_dir, args.right_dir)
     options = OfflineOptions(disparity_format=args.format, intrinsics=args.intrinsics,
                              calib_left=args.calib_left, calib_right=args.calib_right,
-                             write_cloud=not args.no_cloud, show_progress=not args.no_progress)
+                             write_cloud=not args.no_cloud, write_depth_mm=args.depth_mm, frame=frame,
+                             show_progress=not args.no_progress)
     pipeline = build_pipeline(args)
     summary = run_pairs(pairs, pipeline, args.output, options)
     print(f'processed {summary.pairs} pair(s) into {args.output} ({len(summary.files)} files); '
@@ -69,16 +100,15 @@ def run(args):
     return 0
 
 
-def _run_bag(args):
+def _run_bag(args, frame):
     output_bag = args.output_bag or os.path.splitext(os.path.abspath(args.bag).rstrip(os.sep))[0] + '_ffs'
     camera = None
     if args.intrinsics or args.calib_left or args.calib_right:
         camera = _camera_for_bag(args)
     topics = BagTopics(args.left_topic, args.right_topic, args.left_info_topic, args.right_info_topic)
     options = BagOptions(output_namespace=args.output_namespace, overwrite=args.overwrite,
-                         output_storage=args.output_storage,
-                         avoid_point_cloud_padding=args.avoid_point_cloud_padding,
-                         show_progress=not args.no_progress)
+                         output_storage=args.output_storage, frame=frame, depth_mm=args.depth_mm,
+                         disparity_color=args.disparity_color, show_progress=not args.no_progress)
     summary = process_bag(args.bag, output_bag, lambda: build_pipeline(args), topics, camera, options)
     print(f'wrote {summary.output_bag}: {summary.frames} stereo set(s); {_timing_line(summary.mean_timings)}')
     unmatched = {topic: count for topic, count in summary.unmatched.items() if count}

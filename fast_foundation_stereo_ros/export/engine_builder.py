@@ -1,30 +1,47 @@
-"""Checkpoint or ONNX -> TensorRT engine + JSON sidecar, built on the device that runs it.
+"""Checkpoint or ONNX -> verified TensorRT engine + JSON sidecar, built on the device that runs it.
+
+One builder for both TensorRT lines. Precision is decided in the ONNX (the
+graph's `precision` metadata, fp16 mixed precision or fp32, written by
+`ffs-stereo export`), and the network is parsed strongly typed: TensorRT 10
+(JetPack 6) through NetworkDefinitionCreationFlag.STRONGLY_TYPED, TensorRT 11
+(desktop pip) always. No weak-typing flag (BuilderFlag.FP16,
+OBEY_PRECISION_CONSTRAINTS) or per-layer precision is ever set; older
+TensorRT is refused (`tensorrt_runtime.builder_path`).
 
 Steps: refuse early when TensorRT is missing (no output is touched), export
 the checkpoint to ONNX in a temporary folder (or take a given .onnx), check
-its ops against TensorRT, parse it, pin the FP32 islands of
-`precision_rules` when building FP16 (like `trtexec --fp16` plus
-OBEY_PRECISION_CONSTRAINTS), build, then write the engine and its sidecar
-atomically under a name unique per size, settings, GPU and TensorRT version.
+its ops against TensorRT, parse, build with a strict timing cache, then stage
+the engine and its sidecar in a hidden folder of the output directory, run it
+against ONNX Runtime CPU on the fp32 graph (`engine_verification`), and only
+move it to its final name (unique per size, settings, GPU and TensorRT
+version) when it is within tolerance.
 
-UNVERIFIED ON A GPU in the session that wrote it (no TensorRT there): the
-TensorRT calls follow the documented TensorRT 10 Python API. The pure parts
-(settings, naming, layer pinning on fake layers) are unit-tested.
+Verified here without TensorRT: the version decisions, flags, timing-cache
+handling and the whole build sequence against a small stand-in `tensorrt`
+module (test/export/test_engine_builder.py); the engine check's statistics on
+real arrays. The TensorRT calls follow the TensorRT 10 and 11 Python APIs.
 """
 import datetime
+import inspect
 import os
+import shutil
 import tempfile
 import time
 
-from ..backends.engine_sidecar import PRECISIONS, engine_stem, file_sha256, make_sidecar, write_sidecar
-from ..backends.tensorrt_runtime import import_tensorrt, probe_fingerprint
+from ..backends.engine_sidecar import (PRECISIONS, engine_stem, file_sha256, make_sidecar, sidecar_path,
+                                       write_sidecar)
+from ..backends.tensorrt_runtime import builder_path, import_tensorrt, probe_fingerprint
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path, check_writable_dir
 from ..version import __version__
+from .engine_verification import DEFAULT_RUNS, check_engine, format_report
 from .onnx_export import (DEFAULT_MAX_DISP, DEFAULT_OPSET, DEFAULT_VALID_ITERS, check_export_size, export_onnx,
-                          read_metadata)
-from .precision_rules import fp32_nodes, fp32_tensors
+                          load_for_export, read_metadata)
 from .tensorrt_ops import assert_trt_compatible
+
+#: graphs exported before the `precision` metadata key existed are fp32 graphs
+UNMARKED_PRECISION = 'fp32'
+REFERENCE_SUFFIX = '.reference_fp32.onnx'
 
 
 def is_onnx(path):
@@ -48,32 +65,6 @@ def onnx_settings(onnx_path, height=None, width=None, max_disp=None, valid_iters
     return settings, metadata
 
 
-def pin_fp32_layers(trt, network, node_names, tensor_names):
-    """Force float32 on the layers of the FP32 islands; returns how many were pinned.
-
-    A TensorRT layer is matched by its name (the ONNX node name) or by any
-    output tensor name (the parser keeps ONNX tensor names). Constants and
-    shape layers carry no arithmetic, and integer/bool layers are exact at
-    any precision, so only float-producing layers are pinned.
-    """
-    skipped_types = (trt.LayerType.CONSTANT, trt.LayerType.SHAPE)
-    float_types = (trt.float32, trt.float16)
-    pinned = 0
-    for index in range(network.num_layers):
-        layer = network.get_layer(index)
-        if layer.type in skipped_types:
-            continue
-        outputs = [layer.get_output(i) for i in range(layer.num_outputs)]
-        matched = layer.name in node_names or any(tensor.name in tensor_names for tensor in outputs)
-        if not matched or not all(tensor.dtype in float_types for tensor in outputs):
-            continue
-        layer.precision = trt.float32
-        for i in range(layer.num_outputs):
-            layer.set_output_type(i, trt.float32)
-        pinned += 1
-    return pinned
-
-
 def network_io(trt, network):
     """{'inputs': [...], 'outputs': [...]} with name, shape and numpy dtype name."""
     import numpy as np
@@ -85,16 +76,41 @@ def network_io(trt, network):
             'outputs': [describe(network.get_output(i)) for i in range(network.num_outputs)]}
 
 
-def _network_flags(trt):
-    # TensorRT 10 networks are always explicit-batch (the flag is deprecated);
-    # 8.x needs it set to parse ONNX.
-    if int(trt.__version__.split('.')[0]) >= 10:
-        return 0
-    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def graph_precision(metadata):
+    """The precision an exported graph carries ('fp16' or 'fp32'), i.e. its engine's precision."""
+    precision = metadata.get('precision', UNMARKED_PRECISION)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"the ONNX graph records precision '{precision}', expected one of "
+                          f"{', '.join(PRECISIONS)}: export it again with ffs-stereo export")
+    return precision
+
+
+def check_requested_precision(onnx_path, metadata, requested):
+    """The graph's precision; a different --precision is refused (the engine's precision is the graph's)."""
+    precision = graph_precision(metadata)
+    if requested and requested != precision:
+        raise ConfigError(f"'{onnx_path}' is an {precision} graph and an engine has its graph's precision: omit "
+                          f'--precision, or export an {requested} graph with ffs-stereo export --precision '
+                          f'{requested}')
+    return precision
+
+
+def network_creation_flags(trt_version, creation_flags=None):
+    """Flags for builder.create_network: STRONGLY_TYPED on TensorRT 10, none on 11+ (always strongly typed).
+
+    `creation_flags` is trt.NetworkDefinitionCreationFlag (only read on 10.x;
+    on 11 the member may not exist).
+    """
+    if builder_path(trt_version) == 'strongly-typed-flag':
+        return 1 << int(creation_flags.STRONGLY_TYPED)
+    return 0
 
 
 def _parse_onnx(trt, builder, logger, onnx_path):
-    network = builder.create_network(_network_flags(trt))
+    network = builder.create_network(network_creation_flags(trt.__version__,
+                                                            getattr(trt, 'NetworkDefinitionCreationFlag', None)))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = []
@@ -106,65 +122,117 @@ def _parse_onnx(trt, builder, logger, onnx_path):
     return network, parser  # the parser must outlive the network (it owns weights)
 
 
-def _load_timing_cache(config, path):
+def load_timing_cache(config, path, log):
+    """Attach a timing cache to `config`, strictly; return whether to save it to `path` after the build.
+
+    A cache from another GPU or TensorRT version is refused by TensorRT
+    (ignore_mismatch=False: reusing it risks functional and performance
+    bugs); the build then starts from a fresh cache and the refused file is
+    left as it is.
+    """
     data = b''
     if path and os.path.isfile(path):
         with open(path, 'rb') as stream:
             data = stream.read()
-    cache = config.create_timing_cache(data)
-    # ignore_mismatch=True: a cache from another device/version is simply not reused
-    config.set_timing_cache(cache, True)
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+            accepted = cache is not None and bool(config.set_timing_cache(cache, False))
+        except Exception:  # noqa: BLE001 - TensorRT raises its own types for unreadable caches
+            accepted = False
+        if accepted:
+            log(f'timing cache {path}: reused')
+            return True
+        log(f'timing cache {path} was refused (made by another GPU or TensorRT version, or damaged): building '
+            f'with a fresh cache; {path} is left unchanged (give another --timing-cache path to keep one for '
+            'this device)')
+    if not config.set_timing_cache(config.create_timing_cache(b''), False):
+        raise EngineError('TensorRT refused an empty timing cache: reinstall TensorRT')
+    return bool(path) and not data
 
 
 def _save_timing_cache(config, path):
-    if not path:
-        return
     serialized = config.get_timing_cache().serialize()
     with atomic_path(path) as tmp, open(tmp, 'wb') as stream:
         stream.write(serialized)
 
 
-def build_serialized_engine(trt, onnx_path, precision, workspace_gib=None, timing_cache=None, log=print):
-    """(engine bytes, io description, number of FP32-pinned layers) for an ONNX file."""
-    import onnx
+def build_serialized_engine(trt, onnx_path, workspace_gib=None, timing_cache=None, log=print):
+    """(engine bytes, io description) for an ONNX file, built as a strongly typed network."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network, _parser = _parse_onnx(trt, builder, logger, onnx_path)
     config = builder.create_builder_config()
     if workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(float(workspace_gib) * (1 << 30)))
-    pinned = 0
-    if precision == 'fp16':
-        config.set_flag(trt.BuilderFlag.FP16)
-        graph = onnx.load(str(onnx_path), load_external_data=False)
-        pinned = pin_fp32_layers(trt, network, fp32_nodes(graph), fp32_tensors(graph))
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
-        log(f'FP16 build with {pinned} of {network.num_layers} layers pinned to FP32')
-    _load_timing_cache(config, timing_cache)
+    save_cache = load_timing_cache(config, timing_cache, log)
+    log(f'building a strongly typed network ({network.num_layers} layers) with TensorRT {trt.__version__}')
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError('TensorRT could not build the engine (see its log above). Usual causes: GPU '
                           'memory (try a smaller --height/--width, fewer --valid-iters or --max-disp, or '
                           '--workspace) or no tactic for a layer on this TensorRT version')
-    _save_timing_cache(config, timing_cache)
-    return bytes(serialized), network_io(trt, network), pinned
+    if save_cache:
+        _save_timing_cache(config, timing_cache)
+    return bytes(serialized), network_io(trt, network)
+
+
+def check_exportable_precision(precision):
+    """Refuse a precision this package's export_onnx cannot write (fp16 needs its `precision` argument)."""
+    if precision != 'fp32' and 'precision' not in inspect.signature(export_onnx).parameters:
+        raise ConfigError('this ffs-stereo export writes fp32 graphs only: build with --precision fp32')
+
+
+def export_graph(stereo, path, height, width, max_disp, valid_iters, opset, precision, log):
+    """export_onnx at `precision`."""
+    check_exportable_precision(precision)
+    if 'precision' in inspect.signature(export_onnx).parameters:
+        return export_onnx(stereo, path, height, width, max_disp, valid_iters, opset, precision=precision, log=log)
+    return export_onnx(stereo, path, height, width, max_disp, valid_iters, opset, log=log)
+
+
+def choose_reference(onnx_path, precision, reference_onnx=None, exported_reference=None):
+    """(path, precision, note) of the graph ONNX Runtime CPU runs to check the engine against.
+
+    Order: --reference-onnx; the fp32 graph exported beside a checkpoint
+    build; the engine's own graph when it is fp32; else the fp16 graph itself
+    (the check then measures TensorRT against the same graph, not the loss
+    of FP16, and says so).
+    """
+    if reference_onnx:
+        if not os.path.isfile(reference_onnx):
+            raise ConfigError(f"--reference-onnx '{reference_onnx}' does not exist: export it with ffs-stereo "
+                              'export --precision fp32 at the engine size')
+        return reference_onnx, graph_precision(read_metadata(reference_onnx)), ''
+    if exported_reference:
+        return exported_reference, 'fp32', ''
+    if precision == 'fp32':
+        return onnx_path, 'fp32', ''
+    return onnx_path, precision, ('no fp32 reference given: checking the engine against its own fp16 graph; pass '
+                                  '--reference-onnx MODEL_fp32.onnx to measure it against fp32')
 
 
 def build_engine(model, output_dir, height=None, width=None, max_disp=None, valid_iters=None,
-                 precision='fp16', workspace_gib=None, timing_cache=None, opset=DEFAULT_OPSET, log=print):
-    """Build `<stem>.engine` + `<stem>.json` in `output_dir`; return (engine path, sidecar).
+                 precision=None, workspace_gib=None, timing_cache=None, opset=DEFAULT_OPSET,
+                 reference_onnx=None, left=None, right=None, runs=DEFAULT_RUNS, accept_out_of_tolerance=False,
+                 log=print):
+    """Build, check and write `<stem>.engine` + `<stem>.json` in `output_dir`; return (engine path, sidecar).
 
-    For an ONNX `model` the settings come from its metadata (given ones must
-    agree); for a checkpoint height/width are required and max_disp /
-    valid_iters default to DEFAULT_MAX_DISP / DEFAULT_VALID_ITERS.
+    For an ONNX `model` the settings and precision come from its metadata
+    (given ones must agree); for a checkpoint height/width are required,
+    max_disp / valid_iters default to DEFAULT_MAX_DISP / DEFAULT_VALID_ITERS,
+    precision to fp16, and the fp32 reference graph is kept beside the engine
+    as `<stem>.reference_fp32.onnx` for `ffs-stereo verify-engine`. An engine
+    beyond tolerance is not written unless `accept_out_of_tolerance`.
     """
-    if precision not in PRECISIONS:
+    if precision is not None and precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     trt = import_tensorrt()          # before touching anything: no partial output without TensorRT
     fingerprint = probe_fingerprint()
     check_writable_dir(output_dir)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='ffs_engine_') as workdir:
+        exported_reference = None
         if is_onnx(model):
             onnx_path = model
         else:
@@ -173,30 +241,79 @@ def build_engine(model, output_dir, height=None, width=None, max_disp=None, vali
             check_export_size(height, width)
             max_disp = DEFAULT_MAX_DISP if max_disp is None else max_disp
             valid_iters = DEFAULT_VALID_ITERS if valid_iters is None else valid_iters
-            onnx_path = os.path.join(workdir, 'model.onnx')
-            export_onnx(model, onnx_path, height, width, max_disp, valid_iters, opset, log=log)
+            precision = precision or 'fp16'
+            check_exportable_precision(precision)  # before the model is loaded
+            stereo = load_for_export(model)
+            onnx_path = os.path.join(workdir, f'model_{precision}.onnx')
+            export_graph(stereo, onnx_path, height, width, max_disp, valid_iters, opset, precision, log)
+            exported_reference = onnx_path
+            if precision != 'fp32':
+                exported_reference = os.path.join(workdir, 'model_fp32.onnx')
+                export_graph(stereo, exported_reference, height, width, max_disp, valid_iters, opset, 'fp32', log)
         settings, metadata = onnx_settings(onnx_path, height, width, max_disp, valid_iters)
+        precision = check_requested_precision(onnx_path, metadata, precision)
+        reference, reference_precision, note = choose_reference(onnx_path, precision, reference_onnx,
+                                                                exported_reference)
+        if note:
+            log(f'NOTE: {note}')
         import onnx
         assert_trt_compatible(onnx.load(str(onnx_path), load_external_data=False), log)
-        engine_bytes, io_tensors, pinned = build_serialized_engine(
-            trt, onnx_path, precision, workspace_gib, timing_cache, log)
-        onnx_sha256 = file_sha256(onnx_path)
-    stem = engine_stem(settings['height'], settings['width'], settings['max_disp'], settings['valid_iters'],
-                       precision, fingerprint)
-    engine_path = os.path.join(output_dir, stem + '.engine')
-    with atomic_path(engine_path) as tmp, open(tmp, 'wb') as stream:
-        stream.write(engine_bytes)
-    sidecar = make_sidecar(engine_path, fingerprint, {
-        **settings, 'precision': precision, 'source_model': os.path.abspath(model)}, io_tensors, {
-        'source_sha256': metadata.get('source_sha256', ''), 'onnx_sha256': onnx_sha256,
-        'normalize': metadata.get('normalize', 'unknown'), 'fp32_pinned_layers': pinned,
-        'workspace_gib': workspace_gib, 'build_seconds': round(time.perf_counter() - start, 1),
-        'build_time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-        'package_version': __version__})
-    try:
-        write_sidecar(engine_path, sidecar)
-    except BaseException:
-        os.remove(engine_path)  # an engine without its sidecar would only be refused later
-        raise
+        engine_bytes, io_tensors = build_serialized_engine(trt, onnx_path, workspace_gib, timing_cache, log)
+        stem = engine_stem(settings['height'], settings['width'], settings['max_disp'], settings['valid_iters'],
+                           precision, fingerprint)
+        extra = {'source_sha256': metadata.get('source_sha256', ''), 'onnx_sha256': file_sha256(onnx_path),
+                 'normalize': metadata.get('normalize', 'unknown'), 'strongly_typed': True,
+                 'builder_path': builder_path(trt.__version__), 'workspace_gib': workspace_gib,
+                 'build_seconds': round(time.perf_counter() - start, 1),
+                 'build_time': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                 'package_version': __version__}
+        engine_path, sidecar = _check_and_write(
+            output_dir, stem, engine_bytes, fingerprint,
+            {**settings, 'precision': precision, 'source_model': os.path.abspath(model)}, io_tensors, extra,
+            (reference, reference_precision, exported_reference is not None),
+            dict(left=left, right=right, runs=runs, accept=accept_out_of_tolerance), log)
     log(f"wrote {engine_path} ({sidecar['engine_size'] / 2**20:.1f} MiB) in {sidecar['build_seconds']} s")
+    return engine_path, sidecar
+
+
+def _check_and_write(output_dir, stem, engine_bytes, fingerprint, settings, io_tensors, extra, reference, check,
+                     log):
+    """Stage the engine in a hidden folder of `output_dir`, check it, then move it to `<stem>.engine`."""
+    reference_path, reference_precision, keep_reference = reference
+    engine_path = os.path.join(output_dir, stem + '.engine')
+    staging = tempfile.mkdtemp(prefix='.ffs_engine_', dir=output_dir)
+    try:
+        staged = os.path.join(staging, stem + '.engine')
+        with open(staged, 'wb') as stream:
+            stream.write(engine_bytes)
+        sidecar = make_sidecar(staged, fingerprint, settings, io_tensors, extra)
+        write_sidecar(staged, sidecar)
+        record = check_engine(staged, reference_path, reference_precision, check['left'], check['right'],
+                              check['runs'], verify_hash=False, log=log)
+        for line in format_report(record):
+            log(line)
+        if not record['passed']:
+            if not check['accept']:
+                raise EngineError('the engine is beyond tolerance of the reference (' + '; '.join(record['reasons'])
+                                  + '): no engine was written. Build an fp32 engine (--precision fp32) or '
+                                    'pass --accept-out-of-tolerance to keep it anyway')
+            record['accepted_out_of_tolerance'] = True
+            log('WARNING: keeping an engine BEYOND TOLERANCE because --accept-out-of-tolerance was given; '
+                'its sidecar records this')
+        if keep_reference:
+            kept = os.path.join(output_dir, stem + REFERENCE_SUFFIX)
+            with atomic_path(kept) as tmp:
+                shutil.copyfile(reference_path, tmp)
+            reference_path = kept
+            record['reference']['onnx'] = os.path.abspath(kept)
+        sidecar.update(verification=record, reference_onnx=os.path.abspath(reference_path))
+        write_sidecar(staged, sidecar)
+        os.replace(staged, engine_path)
+        try:
+            os.replace(sidecar_path(staged), sidecar_path(engine_path))
+        except BaseException:
+            os.remove(engine_path)  # an engine without its sidecar would only be refused later
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return engine_path, sidecar

@@ -1,4 +1,4 @@
-"""Rectified stereo intrinsics from files: FFS K.txt, Middlebury calib.txt, ROS calibration YAML, camera_info.
+"""Rectified stereo intrinsics from FFS K.txt, Middlebury calib.txt, ROS calibration YAML and camera_info records.
 
 Everything returns a geometry.StereoCamera. Malformed input raises
 InputError naming the file and what to fix.
@@ -202,33 +202,50 @@ def _matrix(path, entry, name, rows, cols):
 
 # ----------------------------------------------------------- camera_info --
 
-def camera_from_infos(left_info, right_info, source='camera_info'):
-    """StereoCamera from two CameraInfo-like messages (fields width, height, p).
+def camera_from_infos(left_info, right_info, width=None, height=None, source='camera_info'):
+    """StereoCamera of a rectified pair from its two camera_info records; the one validator.
 
-    Works for rclpy and rosbags messages alike; `source` names where they
-    came from in error messages.
+    `left_info`/`right_info` are plain dicts: width, height, p (12 numbers),
+    and optionally binning_x, binning_y and roi = (x_offset, y_offset, width,
+    height) (see pipeline.frame_stage.camera_info_fields for messages). The
+    images are `width`x`height` (default: the left info's size). Checks, in
+    order: each info describes images of that size, P is filled in, no
+    binning or ROI (the images must be full rectified frames), the right P[3]
+    carries the baseline; StereoCamera.from_projections then checks the focal
+    lengths and the baseline sign. `source` names the infos in errors.
     """
+    if width is None:
+        width, height = left_info['width'], left_info['height']
     for side, info in (('left', left_info), ('right', right_info)):
-        if not np.any(np.asarray(info.p, dtype=np.float64)):
-            raise InputError(f'{side} camera_info in {source} has an all-zero projection matrix P: the '
-                             'camera was not calibrated; record rectified camera_info or pass --intrinsics')
-    if (left_info.width, left_info.height) != (right_info.width, right_info.height):
-        raise InputError(f'{source}: left camera_info is {left_info.width}x{left_info.height} but right is '
-                         f'{right_info.width}x{right_info.height}: record the infos of one rectified pair')
-    if float(right_info.p[3]) == 0:
-        raise InputError(f'{source}: right camera_info has P[3] = 0, so the baseline is zero; the right '
-                         'info must carry P[3] = -fx * baseline (check the info topics are not swapped)')
+        if (info['width'], info['height']) != (width, height):
+            raise InputError(
+                f"{source}: {side} camera_info is for {info['width']}x{info['height']} images but the images "
+                f'are {width}x{height}: use the camera_info of the rectified stream (after any resize/crop), '
+                'the two infos of one rectified pair')
+        if not np.any(np.asarray(info['p'], dtype=np.float64)):
+            raise InputError(f'{source}: {side} camera_info has an all-zero projection matrix P: the camera is '
+                             'not calibrated; run camera_calibration and publish rectified camera_info')
+        if info.get('binning_x', 0) > 1 or info.get('binning_y', 0) > 1 or _has_roi(info):
+            raise InputError(f'{source}: {side} camera_info uses binning or an ROI: give full-frame '
+                             'rectified images with matching camera_info')
+    if float(right_info['p'][3]) == 0:
+        raise InputError(f'{source}: right camera_info has P[3] = 0, so the baseline is zero (stereo baseline '
+                         'must be positive): the right info must carry P[3] = -fx * baseline; check that the '
+                         'info topics are not swapped')
     try:
-        return StereoCamera.from_projections(left_info.p, right_info.p, left_info.width, left_info.height)
+        return StereoCamera.from_projections(left_info['p'], right_info['p'], width, height)
     except InputError as exc:
         raise InputError(f'{source}: {exc}') from None
 
 
-def camera_from_bag(bag_path, left_info_topic, right_info_topic):
-    """StereoCamera from the first camera_info pair recorded in a rosbag2."""
-    from ..offline.bags import first_camera_infos  # bag reading lives there
-    left_info, right_info = first_camera_infos(bag_path, left_info_topic, right_info_topic)
-    return camera_from_infos(left_info, right_info, source=f"bag '{bag_path}'")
+def _has_roi(info):
+    """True when the info's ROI is set and is not the full image."""
+    roi = info.get('roi')
+    if not roi:
+        return False
+    x_offset, y_offset, roi_width, roi_height = roi
+    return bool(x_offset or y_offset or (roi_width and roi_width != info['width'])
+                or (roi_height and roi_height != info['height']))
 
 
 # ---------------------------------------------------------------- helpers --

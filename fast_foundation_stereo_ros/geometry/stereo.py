@@ -198,7 +198,7 @@ class CloudBuilder:
     their words of every point in one cv2.mixChannels pass, instead of one
     strided pass per field over a 10-30 MB buffer; padding words are zeroed
     once and never rewritten. `buffer` may be memory a message will take
-    without a copy (ros_conversions.MessageBuffer).
+    without a copy (ros.messages.MessageBuffer).
     """
 
     def __init__(self, camera, layout, buffer=None):

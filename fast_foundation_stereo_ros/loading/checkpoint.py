@@ -2,21 +2,22 @@
 
 Pipeline: restricted unpickling (`safe_unpickler`, nothing from the file is
 executed) -> architecture manifest + state dict + args (`manifest`) ->
-our network built from the manifest (`model_builder`) -> strict weight load.
+our network built from the manifest (`network_builders`) -> strict weight load.
 
 The pickled `args` are authoritative (the official demo also ignores every
 cfg.yaml key except valid_iters / max_disp, which are runtime arguments here),
 so a cfg.yaml next to the checkpoint is neither needed nor read.
 """
 import dataclasses
-import hashlib
 import os
 
 import torch
 
 from ..errors import CheckpointError
+from ..files.checksum import file_sha256
 from .manifest import extract_architecture
-from .model_builder import build_network, dead_state_keys
+from .dead_modules import dead_state_keys
+from .network_builders import build_network
 from .safe_unpickler import read_pickled_module
 
 RELEASE_FILE_NAME = 'model_best_bp2_serialize.pth'
@@ -34,14 +35,6 @@ class LoadedCheckpoint:
 
     def __post_init__(self):
         self.origin_sha256 = self.origin_sha256 or self.source_sha256
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_checkpoint_file(path):
@@ -112,8 +105,3 @@ def instantiate_network(manifest, state_dict, args):
     network.load_state_dict(weights, strict=True)
     return network.eval()
 
-
-def load_checkpoint_network(path):
-    """(network, LoadedCheckpoint) for a released `.pth` (or a directory holding one)."""
-    checkpoint = read_checkpoint(path)
-    return instantiate_network(checkpoint.manifest, checkpoint.state_dict, checkpoint.args), checkpoint

@@ -3,7 +3,7 @@
 The released checkpoints are NAS-pruned: their layer list, widths, kernels,
 strides, activation flags and merge operators differ from the public model
 code, and cannot be recovered from tensor shapes alone. The manifest is a
-faithful transcription of what the pickle says, so `model_builder` can rebuild
+faithful transcription of what the pickle says, so `network_builders` can rebuild
 exactly that network:
 
     {"class": "BasicConv", "global": "foundation_stereo_ori.submodule.BasicConv",
@@ -145,3 +145,40 @@ def extract_architecture(root):
     state_dict = collections.OrderedDict()
     manifest = describe_module(root, '', state_dict)
     return manifest, state_dict, args
+
+
+# ---- reading a manifest node (for the builders and the range analysis) ---------------
+
+def child_node(node, name, path, required=True):
+    """The manifest node of sub-module `name` (also one held in an attribute); None or an error when absent."""
+    child = node['children'].get(name)
+    if child is None and name in node['attrs']:
+        attr = node['attrs'][name]
+        child = attr.get('module') if isinstance(attr, dict) else None
+    if child is None and required:
+        raise CheckpointError(f'{node["class"]} at {path or "root"} lacks sub-module {name!r}: '
+                              'the checkpoint layout is incomplete or unsupported')
+    return child
+
+
+def join_path(path, name):
+    """Dotted module path of child `name` under `path`."""
+    return f'{path}.{name}' if path else name
+
+
+def node_attr(node, name, default=None):
+    """A recorded attribute of the node, or `default`."""
+    return node['attrs'].get(name, default)
+
+
+def param_shape(node, name, path, required=True):
+    """Shape of parameter `name` of the node (its widths come from here, never from code defaults)."""
+    shape = node['params'].get(name)
+    if shape is None and required:
+        raise CheckpointError(f'{node["class"]} at {path} has no {name!r} parameter')
+    return shape
+
+
+def as_tuple(value):
+    """A recorded list (JSON has no tuples) as the tuple torch expects; scalars unchanged."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value

@@ -13,7 +13,8 @@ import os
 
 from ..errors import CheckpointError, ConfigError
 from ..files.atomic import atomic_directory
-from .checkpoint import LoadedCheckpoint, file_sha256, live_state_dict
+from ..files.checksum import file_sha256
+from .checkpoint import LoadedCheckpoint, live_state_dict
 
 WEIGHTS_FILE = 'model.safetensors'
 ARCHITECTURE_FILE = 'architecture.json'

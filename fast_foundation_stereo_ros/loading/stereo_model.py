@@ -11,13 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..defaults import split_padding
+from .. import defaults
 from ..errors import ConfigError, InputError
 from ..network.blocks import DisparityPositionTable
-from ..network.fast_foundation_stereo import SIZE_MULTIPLE
-
-DEFAULT_VALID_ITERS = 8
-DEFAULT_MAX_DISP = 192
 
 
 def _resolve_device(device):
@@ -42,7 +38,8 @@ def read_model_source(path):
     return read_checkpoint(path)
 
 
-def load_model(path, device='cpu', mixed_precision=None):
+def load_model(path: 'str | os.PathLike', device: str = defaults.CLI_DEVICE,
+               mixed_precision: bool = None) -> 'StereoModel':
     """Load a checkpoint or native directory into a ready `StereoModel`.
 
     `mixed_precision` (fp16 autocast) defaults to on for CUDA and is never
@@ -55,10 +52,10 @@ def load_model(path, device='cpu', mixed_precision=None):
     return StereoModel(network, source, device, mixed_precision)
 
 
-def pad_to_multiple(images, multiple=SIZE_MULTIPLE):
+def pad_to_multiple(images, multiple=defaults.SIZE_MULTIPLE):
     """Replicate-pad B x C x H x W tensors; returns (padded, (top, bottom, left, right))."""
     height, width = images[0].shape[-2:]
-    pads = split_padding((-height) % multiple) + split_padding((-width) % multiple)
+    pads = defaults.split_padding((-height) % multiple) + defaults.split_padding((-width) % multiple)
     if not any(pads):
         return list(images), pads
     spec = (pads[2], pads[3], pads[0], pads[1])
@@ -118,11 +115,11 @@ class StereoModel:
     @property
     def default_max_disp(self):
         limit = self.max_disp_limit
-        return DEFAULT_MAX_DISP if limit is None else min(DEFAULT_MAX_DISP, limit)
+        return defaults.MAX_DISP if limit is None else min(defaults.MAX_DISP, limit)
 
     def check_settings(self, valid_iters, max_disp):
         """(valid_iters, max_disp) with defaults applied; ConfigError if out of range."""
-        valid_iters = _as_int(DEFAULT_VALID_ITERS if valid_iters is None else valid_iters,
+        valid_iters = _as_int(defaults.VALID_ITERS if valid_iters is None else valid_iters,
                               'valid_iters')
         max_disp = _as_int(self.default_max_disp if max_disp is None else max_disp, 'max_disp')
         if valid_iters < 1:
@@ -130,7 +127,8 @@ class StereoModel:
         self.network.check_max_disp(max_disp)
         return valid_iters, max_disp
 
-    def predict(self, left, right, valid_iters=None, max_disp=None):
+    def predict(self, left: np.ndarray, right: np.ndarray, valid_iters: int = None,
+                max_disp: int = None) -> np.ndarray:
         """Float32 HxW disparity (left image pixels) for an RGB or grey uint8 pair."""
         valid_iters, max_disp = self.check_settings(valid_iters, max_disp)
         left_tensor = _image_tensor(left, 'left')

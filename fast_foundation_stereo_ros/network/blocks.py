@@ -2,7 +2,7 @@
 
 Each class keeps the child-module names of the released checkpoints so their
 state dict loads with `strict=True`; the constructor takes already-built child
-modules (see `model_builder`), because the widths, kernels and flags of a
+modules (see `loading.network_builders`), because the widths, kernels and flags of a
 released NAS layout come from the checkpoint, not from code defaults.
 Operation order follows the reference implementation so float32 results match
 to the last bits where the same kernels are used.

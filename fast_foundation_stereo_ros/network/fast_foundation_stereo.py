@@ -4,7 +4,7 @@
 B x 3 x H x W float32 RGB pair in 0..255 (H, W multiples of 32) to a
 B x 1 x H x W float32 disparity. Normalisation happens inside, so an exported
 graph takes raw pixels. Sub-modules are built from a checkpoint manifest by
-`model_builder`; attribute names equal the official ones, so the released
+`loading.network_builders`; attribute names equal the official ones, so the released
 state dict loads with strict=True.
 """
 import contextlib
@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import defaults
 from ..errors import ConfigError, InputError
 from .blocks import call_with_feature
 from .cost_volume import (FORMULATIONS, GeometryEncoding, concat_volume, concat_volume_reference,
@@ -20,7 +21,7 @@ from .cost_volume import (FORMULATIONS, GeometryEncoding, concat_volume, concat_
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SIZE_MULTIPLE = 32       # EdgeNeXt stride 32
+SIZE_MULTIPLE = defaults.SIZE_MULTIPLE   # EdgeNeXt stride 32
 DISPARITY_MULTIPLE = 32  # D = max_disp/4 must survive three stride-2 levels and a stride-4 patch
 
 
@@ -140,7 +141,8 @@ class FastFoundationStereoNet(nn.Module):
         self.corr_levels = int(config['corr_levels'])
         self.corr_radius = int(config['corr_radius'])
         self.normalize = bool(config['normalize'])
-        self.max_disp_limit = int(config['max_disp_limit'])
+        limit = config['max_disp_limit']   # None: every positional table resizes, no bound
+        self.max_disp_limit = None if limit is None else int(limit)
         self.mixed_precision = False   # fp16 autocast, honoured on CUDA only
         self.formulation = 'fast'      # or 'reference' (benchmarks / tests)
         self.stage_hook = None         # optional callable(name) -> context manager

@@ -2,10 +2,15 @@
 
 The output bag holds every input message unchanged plus, per stereo set
 (left/right image and, unless intrinsics are given, left/right camera_info
-with identical header stamps):
-  <ns>/disparity     stereo_msgs/msg/DisparityImage
-  <ns>/depth/image   sensor_msgs/msg/Image 32FC1, metres, NaN invalid
-  <ns>/points2       sensor_msgs/msg/PointCloud2, organised, stereo_image_proc layout
+with identical header stamps, paired by pipeline.synchronizer), the node's
+outputs computed by the node's per-frame stage (pipeline.frame_stage) with
+the node's options (depth range, decimation, colour, padding):
+  <ns>/disparity          stereo_msgs/msg/DisparityImage
+  <ns>/depth/image        sensor_msgs/msg/Image 32FC1, metres, NaN invalid
+  <ns>/depth/camera_info  the left camera_info (not with --intrinsics: the bag has none)
+  <ns>/points2            sensor_msgs/msg/PointCloud2, organised, stereo_image_proc layout
+  <ns>/depth/image_mm     16UC1 millimetres (BagOptions.depth_mm)
+  <ns>/disparity/color    rgb8 colour map (BagOptions.disparity_color)
 each with the left image's header and bag timestamp. Bags are read and
 written with the `rosbags` library (no ROS installation needed).
 
@@ -15,19 +20,20 @@ the end, so a failed run leaves no partial bag (and an existing one intact).
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from ..errors import InputError
 from ..files.output_folders import staged_folder_replacement
 from ..files.progress import ProgressBar
-from ..geometry.intrinsics import camera_from_infos, check_image_size
-from ..geometry.stereo import CloudBuilder, CloudLayout
-from ..pipeline.frame_outputs import compute_outputs
-from .bag_messages import CAMERA_INFO, IMAGE, MessageFactory, image_to_array, ros2_typestore, stamp_ns
+from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameProcessor, OutputRequest, StereoFrame
+from ..pipeline.synchronizer import StereoSynchronizer
+from .bag_messages import CAMERA_INFO, IMAGE, RosbagsMessageFactory, ros2_typestore, stamp_ns
 
 STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+#: unmatched messages kept per topic while pairing by stamp (recorders interleave topics closely)
+SYNC_QUEUE_SIZE = 30
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,36 @@ class BagOptions:
     output_namespace: str = ''
     overwrite: bool = False
     output_storage: str = None       # 'mcap' | 'sqlite3' | None = like the input
-    avoid_point_cloud_padding: bool = False
+    frame: FrameOptions = field(default_factory=FrameOptions)   # the node's geometry options
+    depth_mm: bool = False           # also write depth/image_mm
+    disparity_color: bool = False    # also write disparity/color
     show_progress: bool = True
 
 
-def output_topics(namespace):
+#: output key -> (topic under the namespace, message type)
+OUTPUTS = {
+    'disparity': ('disparity', 'stereo_msgs/msg/DisparityImage'),
+    'disparity_color': ('disparity/color', 'sensor_msgs/msg/Image'),
+    'depth': ('depth/image', 'sensor_msgs/msg/Image'),
+    'depth_info': ('depth/camera_info', CAMERA_INFO),
+    'depth_mm': ('depth/image_mm', 'sensor_msgs/msg/Image'),
+    'points': ('points2', 'sensor_msgs/msg/PointCloud2'),
+}
+
+
+def output_request(options):
+    """What the bag gets: disparity, depth and points always, the rest as asked."""
+    return OutputRequest(disparity=True, depth=True, points=True, depth_mm=options.depth_mm,
+                         disparity_color=options.disparity_color)
+
+
+def output_topics(namespace, request=OutputRequest(disparity=True, depth=True, points=True), with_infos=True):
+    """{output key: topic} of the outputs `request` produces."""
     base = '/' + namespace.strip('/') if namespace.strip('/') else ''
-    return {'disparity': f'{base}/disparity', 'depth': f'{base}/depth/image', 'points': f'{base}/points2'}
+    wanted = {'disparity': request.disparity, 'disparity_color': request.disparity_color,
+              'depth': request.depth, 'depth_info': with_infos and (request.depth or request.depth_mm),
+              'depth_mm': request.depth_mm, 'points': request.points}
+    return {key: f'{base}/{OUTPUTS[key][0]}' for key, enabled in wanted.items() if enabled}
 
 
 @dataclass
@@ -97,53 +126,18 @@ def check_topics(reader, expected, path):
                              f'{msgtype}: pick the rectified image / camera_info topics')
 
 
-class ExactStampSync:
-    """Groups messages of several topics that share one header stamp.
-
-    Topics are assumed to be stamped in increasing order, so once a set
-    completes, older incomplete sets can never complete and are dropped.
-    """
-
-    def __init__(self, topics):
-        self.topics = tuple(topics)
-        self.pending = {}            # stamp -> {topic: item}
-        self.unmatched = dict.fromkeys(self.topics, 0)
-
-    def add(self, topic, stamp, item):
-        """Returns {topic: item} when `stamp` is complete, else None."""
-        group = self.pending.setdefault(stamp, {})
-        if topic in group:
-            self.unmatched[topic] += 1  # duplicate stamp on one topic: keep the newest
-        group[topic] = item
-        if len(group) < len(self.topics):
-            return None
-        del self.pending[stamp]
-        for old in [s for s in self.pending if s < stamp]:
-            self._drop(old)
-        return group
-
-    def finish(self):
-        for stamp in list(self.pending):
-            self._drop(stamp)
-        return self.unmatched
-
-    def _drop(self, stamp):
-        for topic in self.pending.pop(stamp):
-            self.unmatched[topic] += 1
-
-
 def first_camera_infos(bag_path, left_info_topic, right_info_topic):
     """The first left/right CameraInfo pair with identical stamps in a bag."""
     typestore = ros2_typestore()
     with open_bag(bag_path) as reader:
         check_topics(reader, {left_info_topic: CAMERA_INFO, right_info_topic: CAMERA_INFO}, bag_path)
-        sync = ExactStampSync((left_info_topic, right_info_topic))
+        sync = StereoSynchronizer((left_info_topic, right_info_topic), SYNC_QUEUE_SIZE)
         connections = [c for c in reader.connections if c.topic in sync.topics]
         for connection, _, raw in reader.messages(connections=connections):
             info = typestore.deserialize_cdr(raw, connection.msgtype)
-            group = sync.add(connection.topic, stamp_ns(info.header), info)
-            if group:
-                return group[left_info_topic], group[right_info_topic]
+            matched = sync.add(connection.topic, stamp_ns(info.header), info)
+            if matched is not None:
+                return matched[left_info_topic], matched[right_info_topic]
     raise InputError(f"bag '{bag_path}' has no {left_info_topic} and {right_info_topic} messages with "
                      'identical stamps: record both camera_info topics of the rectified pair')
 
@@ -194,51 +188,6 @@ def copy_connections(reader, writer, typestore):
 
 # ------------------------------------------------------------- processing --
 
-class BagFrameWriter:
-    """Turns one synchronised stereo set into disparity/depth/points messages."""
-
-    def __init__(self, pipeline, factory, camera_override, avoid_padding):
-        self.pipeline = pipeline
-        self.factory = factory
-        self.camera_override = camera_override
-        self.layout = CloudLayout.for_options(use_color=True, avoid_padding=avoid_padding)
-        self._camera_key, self._camera = None, None
-        self._builder = None
-
-    def process(self, left_msg, right_msg, left_info, right_info, source):
-        left = image_to_array(left_msg, f'{source} left image')
-        right = image_to_array(right_msg, f'{source} right image')
-        camera = self._camera_for(left_info, right_info, left.shape[1], left.shape[0], source)
-        outputs = compute_outputs(self.pipeline, left, left_msg.encoding, right, right_msg.encoding, camera)
-        header = left_msg.header
-        low, high = self.pipeline.searched_range(camera)
-        messages = {
-            'disparity': self.factory.disparity_image(outputs.disparity, header, camera, low, high,
-                                                      self.pipeline.delta_d(camera)),
-            'depth': self.factory.image(outputs.depth, '32FC1', header),
-            'points': self.factory.point_cloud(self._builder_for(camera).fill(outputs.depth, outputs.left_rgb),
-                                               self.layout, header),
-        }
-        return messages, outputs.timings
-
-    def _camera_for(self, left_info, right_info, width, height, source):
-        if self.camera_override is not None:
-            check_image_size(self.camera_override, width, height, 'the given intrinsics')
-            return self.camera_override
-        key = (tuple(left_info.p), tuple(right_info.p), left_info.width, left_info.height,
-               right_info.width, right_info.height)
-        if key != self._camera_key:
-            camera = camera_from_infos(left_info, right_info, source=source)
-            check_image_size(camera, width, height, f'camera_info in {source}')
-            self._camera_key, self._camera = key, camera
-        return self._camera
-
-    def _builder_for(self, camera):
-        if self._builder is None or self._builder.projector.camera != camera:
-            self._builder = CloudBuilder(camera, self.layout)
-        return self._builder
-
-
 def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=None, options=BagOptions()):
     """Run the pipeline over every stereo set of `bag_path` into `output_bag`.
 
@@ -251,20 +200,21 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
     if os.path.exists(output_bag) and os.path.realpath(output_bag) == os.path.realpath(bag_path):
         raise InputError(f"output bag '{output_bag}' is the input bag: choose another --output-bag")
     typestore = ros2_typestore()
-    factory = MessageFactory(typestore)
+    factory = RosbagsMessageFactory(typestore)
     stereo_topics = (topics.left, topics.right) if camera is not None else \
         (topics.left, topics.right, topics.left_info, topics.right_info)
-    names = output_topics(options.output_namespace)
+    request = output_request(options)
+    names = output_topics(options.output_namespace, request, with_infos=camera is None)
     with open_bag(bag_path) as reader:
         _check_inputs(reader, topics, names, camera, bag_path)
         storage = options.output_storage or input_storage(bag_path)
         with staged_bag_path(output_bag, options.overwrite) as stage_path:
-            frame_writer = BagFrameWriter(make_pipeline(), factory, camera, options.avoid_point_cloud_padding)
+            processor = FrameProcessor(make_pipeline(), factory, options.frame, camera)
             with Writer(stage_path, version=9, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
                 copies = copy_connections(reader, writer, typestore)
-                outputs = {key: writer.add_connection(topic, _OUTPUT_TYPES[key], typestore=typestore)
+                outputs = {key: writer.add_connection(topic, OUTPUTS[key][1], typestore=typestore)
                            for key, topic in names.items()}
-                conversion = _Conversion(reader, writer, factory, frame_writer, topics, stereo_topics,
+                conversion = _Conversion(reader, writer, factory, processor, request, topics, stereo_topics,
                                          f"bag '{bag_path}'")
                 conversion.run(copies, outputs, options.show_progress)
             if conversion.frames == 0:
@@ -272,11 +222,7 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
                                  'stamp, so nothing was computed; record time-synchronised images and '
                                  'camera_info (or pass --intrinsics to pair the images only)')
     mean = {stage: seconds / conversion.frames for stage, seconds in conversion.timings.items()}
-    return BagSummary(conversion.frames, conversion.sync.unmatched, os.path.abspath(output_bag), mean)
-
-
-_OUTPUT_TYPES = {'disparity': 'stereo_msgs/msg/DisparityImage', 'depth': 'sensor_msgs/msg/Image',
-                 'points': 'sensor_msgs/msg/PointCloud2'}
+    return BagSummary(conversion.frames, conversion.unmatched(), os.path.abspath(output_bag), mean)
 
 
 def _check_inputs(reader, topics, names, camera, bag_path):
@@ -298,14 +244,19 @@ def _check_inputs(reader, topics, names, camera, bag_path):
 class _Conversion:
     """One pass over the input bag: copy everything, compute each complete stereo set."""
 
-    def __init__(self, reader, writer, factory, frame_writer, topics, stereo_topics, source):
+    def __init__(self, reader, writer, factory, processor, request, topics, stereo_topics, source):
         self.reader, self.writer, self.factory = reader, writer, factory
-        self.frame_writer = frame_writer
+        self.processor, self.request = processor, request
         self.topics = topics
-        self.sync = ExactStampSync(stereo_topics)
+        self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE)
+        self.received = dict.fromkeys(stereo_topics, 0)
         self.source = source
         self.frames = 0
         self.timings = {}
+
+    def unmatched(self):
+        """Per input topic: messages that found no partner with the same stamp."""
+        return {topic: count - self.sync.emitted for topic, count in self.received.items()}
 
     def run(self, copies, outputs, show_progress):
         total = min(self.reader.topics[self.topics.left].msgcount, self.reader.topics[self.topics.right].msgcount)
@@ -315,24 +266,27 @@ class _Conversion:
                     self.writer.write(copies[connection.id], timestamp, raw)
                 if connection.topic in self.sync.topics and self._add(connection, timestamp, raw, outputs):
                     progress.update()
-        self.sync.finish()
 
     def _add(self, connection, timestamp, raw, outputs):
         """Feed one input message; returns True when it completed a stereo set."""
         msg = self.factory.deserialize(raw, connection.msgtype)
-        group = self.sync.add(connection.topic, stamp_ns(msg.header), (timestamp, msg))
-        if group is None:
+        self.received[connection.topic] += 1
+        matched = self.sync.add(connection.topic, stamp_ns(msg.header), (timestamp, msg))
+        if matched is None:
             return False
+        group = matched.messages
         left_time, left_msg = group[self.topics.left]
-        left_info = group.get(self.topics.left_info, (None, None))[1]
-        right_info = group.get(self.topics.right_info, (None, None))[1]
-        source = f'{self.source} at stamp {stamp_ns(left_msg.header)}'
-        messages, timings = self.frame_writer.process(left_msg, group[self.topics.right][1], left_info,
-                                                      right_info, source)
+        frame = StereoFrame(left_msg, group[self.topics.right][1],
+                            group.get(self.topics.left_info, (None, None))[1],
+                            group.get(self.topics.right_info, (None, None))[1])
+        try:
+            result = self.processor.process(frame, self.request)
+        except BadFrame as exc:
+            raise InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}') from None
         # outputs carry the left image's bag time, like the inputs they come from
-        for key, message in messages.items():
+        for key, message in result.messages.items():
             self.writer.write(outputs[key], left_time, self.factory.serialize(message))
-        for stage, seconds in timings.items():
+        for stage, seconds in result.stage_timings().items():
             self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         self.frames += 1
         return True

@@ -2,8 +2,11 @@
 
 Per pair (named after the left image): disparity (x_l - x_r, the datasets'
 convention, whatever the intrinsics) in the chosen format, a colour-mapped
-disparity PNG, and with intrinsics the depth (.npy, metres,
-NaN invalid) and a PLY point cloud.
+disparity PNG, and with intrinsics the depth (.npy, metres, NaN invalid),
+optionally 16-bit millimetre depth (.png, 0 invalid) and a PLY point cloud.
+Pairs go through the node's per-frame stage (pipeline.frame_stage) with the
+node's options: the depth range applies to depth and cloud, decimation and
+colour to the cloud.
 
 All files of a run are first written to a hidden staging folder inside the
 output folder and moved into place only when every pair succeeded, so a
@@ -12,7 +15,7 @@ empty or one of ours, and only our earlier outputs are replaced
 (files.output_folders).
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -20,13 +23,13 @@ import numpy as np
 from ..errors import InputError
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
+from ..files.images import read_image, write_rgb_png
 from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.progress import ProgressBar
 from ..files.visualization import robust_range
 from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_intrinsics_file, check_image_size
-from ..geometry.stereo import PointProjector
-from ..pipeline.frame_outputs import compute_outputs
+from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameStage, OutputRequest, reported_stages
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 DISPARITY_FORMATS = ('pfm', 'png', 'npy')
@@ -39,29 +42,12 @@ class OfflineOptions:
     calib_left: str = None        # camera_calibration YAML pair
     calib_right: str = None
     write_cloud: bool = True
+    write_depth_mm: bool = False  # also <stem>_depth_mm.png (16UC1 millimetres, 0 invalid)
+    frame: FrameOptions = field(default_factory=FrameOptions)   # the node's geometry options
     show_progress: bool = True
 
 
 # ----------------------------------------------------------------- inputs --
-
-def read_image(path, side):
-    """Image file -> (array, sensor_msgs encoding); 8-bit colour/grey or 16-bit grey."""
-    if not os.path.isfile(path):
-        raise InputError(f"{side} image '{path}' does not exist: check the path")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"cannot read {side} image '{path}': it is not an image OpenCV can decode "
-                         '(use PNG, JPEG, PPM/PGM, BMP or TIFF)')
-    if image.ndim == 2:
-        if image.dtype == np.uint16:
-            return image, 'mono16'
-        if image.dtype == np.uint8:
-            return image, 'mono8'
-    elif image.dtype == np.uint8 and image.shape[2] in (3, 4):
-        return image, 'bgr8' if image.shape[2] == 3 else 'bgra8'
-    raise InputError(f"{side} image '{path}' is {image.dtype} with shape {image.shape}: give 8-bit "
-                     'colour/grey or 16-bit grey images')
-
 
 def list_image_pairs(left_dir, right_dir):
     """[(left, right)] paired by sorted file name; counts must match."""
@@ -114,27 +100,33 @@ def load_camera(options, width=None, height=None):
 
 # ---------------------------------------------------------------- outputs --
 
-def write_pair_outputs(staged, stem, outputs, options):
-    """Files of one processed pair; returns their names."""
+def pair_request(options, camera):
+    """The stage outputs the files of `options` need (depth and points only with a camera)."""
+    with_camera = camera is not None
+    return OutputRequest(disparity=True, depth=with_camera, depth_mm=with_camera and options.write_depth_mm,
+                         points=with_camera and options.write_cloud)
+
+
+def write_pair_outputs(staged, stem, arrays, options):
+    """Files of one pair's FrameArrays; returns their names."""
     names = [f'{stem}_disparity.{options.disparity_format}', f'{stem}_disparity_color.png']
     # files hold x_l - x_r, as Middlebury, KITTI and Scene Flow files do; the cx offset belongs to
-    # DisparityImage and to depth (outputs.depth), not to the file
-    write_disparity(staged.path(names[0]), outputs.raw_disparity)
-    _, high = robust_range(outputs.raw_disparity)
-    write_rgb_png(staged.path(names[1]), colorize_disparity(outputs.raw_disparity, 0.0, high))
-    if outputs.depth is not None:
+    # DisparityImage and to depth, not to the file
+    raw_disparity = arrays.raw_disparity
+    write_disparity(staged.path(names[0]), raw_disparity)
+    _, high = robust_range(raw_disparity)
+    write_rgb_png(staged.path(names[1]), colorize_disparity(raw_disparity, 0.0, high))
+    if arrays.depth is not None:
         names.append(f'{stem}_depth.npy')
-        np.save(staged.path(names[-1]), outputs.depth)
-        if options.write_cloud:
-            names.append(f'{stem}_cloud.ply')
-            points = PointProjector(outputs.camera).points(outputs.depth)
-            write_ply(staged.path(names[-1]), points, outputs.left_rgb)
+        np.save(staged.path(names[-1]), arrays.depth)
+    if arrays.depth_mm is not None:
+        names.append(f'{stem}_depth_mm.png')
+        if not cv2.imwrite(staged.path(names[-1]), arrays.depth_mm):
+            raise InputError(f"could not write '{names[-1]}': check the output folder")
+    if arrays.points is not None:
+        names.append(f'{stem}_cloud.ply')
+        write_ply(staged.path(names[-1]), arrays.xyz, arrays.point_colours)
     return names
-
-
-def write_rgb_png(path, rgb):
-    if not cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1])):
-        raise InputError(f"could not write '{path}': check the output folder")
 
 
 # -------------------------------------------------------------------- run --
@@ -152,6 +144,7 @@ def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
         raise InputError(f"disparity format must be one of {', '.join(DISPARITY_FORMATS)}, "
                          f"got '{options.disparity_format}'")
     stems = output_stems(pairs)
+    stage = FrameStage(pipeline, options.frame)
     camera, files, totals = None, [], {}
     with output_folder(output_dir) as staged, \
             ProgressBar(len(pairs), 'stereo pairs', enabled=options.show_progress) as progress:
@@ -163,10 +156,14 @@ def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
                 camera = load_camera(options, left.shape[1], left.shape[0])
             elif camera is not None:
                 check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
-            outputs = compute_outputs(pipeline, left, left_encoding, right, right_encoding, camera)
-            files += write_pair_outputs(staged, stem, outputs, options)
-            for stage, seconds in outputs.timings.items():
-                totals[stage] = totals.get(stage, 0.0) + seconds
+            try:
+                arrays = stage.compute(left, left_encoding, right, right_encoding, camera,
+                                       pair_request(options, camera))
+            except BadFrame as exc:
+                raise InputError(f"pair '{left_path}' + '{right_path}': {exc}") from None
+            files += write_pair_outputs(staged, stem, arrays, options)
+            for name, seconds in reported_stages(arrays.timings).items():
+                totals[name] = totals.get(name, 0.0) + seconds
             progress.update()
     mean = {stage: seconds / len(pairs) for stage, seconds in totals.items()}
     return RunSummary(len(pairs), files, mean)

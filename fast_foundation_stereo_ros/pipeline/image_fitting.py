@@ -18,14 +18,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..defaults import split_padding
+from ..defaults import round_up, split_padding
 from ..errors import InputError
 
 FIT_MODES = ('letterbox', 'stretch')
-
-
-def _round_up(value, multiple):
-    return -(-value // multiple) * multiple
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ def plan_fit(camera_size, input_size=None, size_multiple=1, scale=1.0, mode='let
         if not 0.0 < scale <= 1.0:
             raise InputError(f'scale must be in (0, 1], got {scale}')
         scaled = (max(1, round(height * scale)), max(1, round(width * scale)))
-        padded = (_round_up(scaled[0], size_multiple), _round_up(scaled[1], size_multiple))
+        padded = (round_up(scaled[0], size_multiple), round_up(scaled[1], size_multiple))
         return FitTransform(tuple(camera_size), scaled, padded)
     in_height, in_width = input_size
     if height < in_height or width < in_width:

@@ -7,15 +7,14 @@ disparity comes back at camera resolution). Graphs and engines have
 max_disp / valid_iters baked in: asking for other values is an error, not a
 silent substitution.
 """
+from .. import defaults
 from ..backends import backend_kind, create_backend
 from ..errors import ConfigError
 from .stereo_pipeline import StereoPipeline
 
-DEFAULT_SGBM_MAX_DISP = 192
-
 
 class PipelinePredictor:
-    def __init__(self, model_path, device='cpu', backend='auto'):
+    def __init__(self, model_path, device=defaults.CLI_DEVICE, backend='auto'):
         self.model_path = model_path
         self.device = device
         self.kind = backend_kind(model_path, backend)
@@ -23,7 +22,7 @@ class PipelinePredictor:
 
     def _pipeline_for(self, max_disp):
         if self.kind == 'sgbm':
-            max_disp = DEFAULT_SGBM_MAX_DISP if max_disp is None else int(max_disp)
+            max_disp = defaults.MAX_DISP if max_disp is None else int(max_disp)
             if self._pipeline is None or self._pipeline.backend.max_disparity != max_disp:
                 self._pipeline = StereoPipeline(create_backend('sgbm', max_disp=max_disp))
         elif self._pipeline is None:
@@ -31,10 +30,10 @@ class PipelinePredictor:
         return self._pipeline
 
     def _check_baked(self, backend, valid_iters, max_disp):
-        baked = getattr(backend, 'metadata', None) or getattr(backend, 'sidecar', None) or {}
+        baked = backend.baked_settings()
         for key, wanted in (('valid_iters', valid_iters), ('max_disp', max_disp)):
             found = baked.get(key)
-            if wanted is not None and found is not None and int(found) != int(wanted):
+            if wanted is not None and found is not None and found != int(wanted):
                 raise ConfigError(f"'{self.model_path}' was built with {key} {found}, not {wanted}: omit "
                                   f"--{key.replace('_', '-')} or export/build it again with that value")
 
@@ -47,11 +46,3 @@ class PipelinePredictor:
 
     def describe(self):
         return self._pipeline.backend.describe() if self._pipeline else f'{self.kind} ({self.model_path})'
-
-
-def load_predictor(model_path, device='cpu'):
-    """StereoModel for checkpoints / native directories, PipelinePredictor otherwise."""
-    if backend_kind(model_path) == 'pytorch':
-        from ..loading.stereo_model import load_model
-        return load_model(model_path, device=device)
-    return PipelinePredictor(model_path, device)

@@ -14,24 +14,13 @@ computed directly in the array.array the message takes: no copy at all.
 Reading is a zero-copy view: `np.frombuffer(msg.data)` over the array.array.
 """
 import array
-import sys
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField, RegionOfInterest
 from stereo_msgs.msg import DisparityImage
 
-from ..errors import InputError
-from ..geometry.stereo import StereoCamera
-
-# encoding -> (numpy dtype, channels); the inputs we accept plus what we publish
-ENCODING_LAYOUTS = {
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3),
-    'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4),
-    'mono8': (np.uint8, 1), 'mono16': (np.uint16, 1),
-    '8UC1': (np.uint8, 1), '8UC3': (np.uint8, 3), '16UC1': (np.uint16, 1),
-    '32FC1': (np.float32, 1),
-}
-_HOST_IS_BIG_ENDIAN = sys.byteorder == 'big'
+from ..pipeline.encodings import HOST_IS_BIG_ENDIAN, message_layout
+from ..pipeline.frame_stage import MessageFactory
 
 
 def stamp_to_ns(stamp):
@@ -40,40 +29,6 @@ def stamp_to_ns(stamp):
 
 
 # ---------------------------------------------------------------- images --
-
-def image_to_array(msg):
-    """HxW or HxWxC numpy array of a sensor_msgs/Image.
-
-    A VIEW of `msg.data` when possible (no copy); row padding
-    (`step` > width * pixel size) is skipped by striding. A big-endian 16-bit
-    image on a little-endian host (or the reverse) is byte-swapped into a copy.
-    """
-    layout = ENCODING_LAYOUTS.get(msg.encoding)
-    if layout is None:
-        raise InputError(
-            f"unsupported image encoding '{msg.encoding}': use one of "
-            f"{', '.join(k for k in ENCODING_LAYOUTS if not k[0].isdigit())}")
-    dtype, channels = layout
-    dtype = np.dtype(dtype)
-    height, width, step = msg.height, msg.width, msg.step
-    row_bytes = width * channels * dtype.itemsize
-    if step < row_bytes:
-        raise InputError(f'{msg.encoding} image {width}x{height} has step {step} < {row_bytes} bytes '
-                         'per row: the message is corrupt')
-    if len(msg.data) < step * height:
-        raise InputError(f'{msg.encoding} image {width}x{height} (step {step}) needs {step * height} '
-                         f'bytes, got {len(msg.data)}: the message is truncated')
-    raw = np.frombuffer(msg.data, np.uint8, count=step * height)
-    rows = raw.reshape(height, step)[:, :row_bytes]
-    if step % dtype.itemsize:
-        rows = np.ascontiguousarray(rows)  # rows not aligned to the pixel size
-    wire_dtype = dtype.newbyteorder('>' if msg.is_bigendian else '<') if dtype.itemsize > 1 else dtype
-    pixels = rows.view(wire_dtype)
-    if not wire_dtype.isnative:
-        pixels = pixels.astype(dtype)  # native byte order (copy)
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return pixels.reshape(shape)
-
 
 class MessageBuffer:
     """An array.array('B') with a numpy view of it, to compute a frame's output
@@ -98,14 +53,10 @@ def array_to_image(pixels, encoding, header, data=None):
     `data`: the MessageBuffer.data that `pixels` is a view of, taken as the
     message's data without a copy; by default the pixels are copied once.
     """
-    dtype, channels = ENCODING_LAYOUTS[encoding]
-    pixels = np.ascontiguousarray(pixels, dtype=dtype)
-    if (channels == 1 and pixels.ndim != 2) or (channels > 1 and pixels.shape[2:] != (channels,)):
-        raise ValueError(f'{encoding} needs {channels} channel(s), got shape {pixels.shape}')
+    pixels, step = message_layout(pixels, encoding)
     height, width = pixels.shape[:2]
     return _new_message(Image, header=header, height=height, width=width, encoding=encoding,
-                        is_bigendian=_HOST_IS_BIG_ENDIAN, step=width * channels * pixels.itemsize,
-                        data=_message_bytes(pixels, data))
+                        is_bigendian=HOST_IS_BIG_ENDIAN, step=step, data=_message_bytes(pixels, data))
 
 
 # --------------------------------------------------------------- outputs --
@@ -145,21 +96,9 @@ def point_cloud2(points, layout, header, data=None):
     if point_step != layout.point_step:
         raise ValueError(f'buffer has {point_step} bytes per point, layout needs {layout.point_step}')
     return _new_message(PointCloud2, header=header, height=height, width=width,
-                        fields=point_fields(layout), is_bigendian=_HOST_IS_BIG_ENDIAN,
+                        fields=point_fields(layout), is_bigendian=HOST_IS_BIG_ENDIAN,
                         point_step=point_step, row_step=point_step * width,
                         data=_message_bytes(points, data), is_dense=False)
-
-
-def cloud_to_arrays(msg):
-    """{field name: HxW float32 view} of an organised FLOAT32 PointCloud2 (for tests/tools)."""
-    raw = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.row_step)
-    points = raw[:, :msg.width * msg.point_step].reshape(msg.height, msg.width, msg.point_step)
-    result = {}
-    for field in msg.fields:
-        if field.datatype != PointField.FLOAT32:
-            raise ValueError(f'field {field.name} is not FLOAT32')
-        result[field.name] = points[:, :, field.offset:field.offset + 4].copy().view(np.float32)[:, :, 0]
-    return result
 
 
 def camera_info_with_header(info, header):
@@ -169,41 +108,23 @@ def camera_info_with_header(info, header):
                       p=info.p, binning_x=info.binning_x, binning_y=info.binning_y, roi=info.roi)
 
 
-# ----------------------------------------------------------- camera_info --
+class RclpyMessageFactory(MessageFactory):
+    """The pipeline's MessageFactory for rclpy: outputs computed in MessageBuffers, published without a copy."""
 
-def stereo_camera_from_infos(left_info, right_info, width, height):
-    """geometry.StereoCamera of a rectified pair whose images are `width`x`height`.
+    def buffer(self, shape, dtype):
+        return MessageBuffer(shape, dtype)
 
-    Checks that both infos describe images of that size and that P is filled
-    in; StereoCamera.from_projections checks focal lengths and baseline sign.
-    Binning/ROI are not supported: the images must be full rectified frames.
-    """
-    for side, info in (('left', left_info), ('right', right_info)):
-        if (info.width, info.height) != (width, height):
-            raise InputError(
-                f'{side} camera_info is for {info.width}x{info.height} images but the images are '
-                f'{width}x{height}: publish the camera_info of the rectified stream you subscribe to '
-                '(after any resize/crop)')
-        if not np.any(np.asarray(info.p, dtype=np.float64)):
-            raise InputError(f'{side} camera_info has an all-zero projection matrix P: the camera is '
-                             'not calibrated; run camera_calibration and publish rectified camera_info')
-        if info.binning_x > 1 or info.binning_y > 1 or _has_roi(info):
-            raise InputError(f'{side} camera_info uses binning or an ROI: publish full-frame '
-                             'rectified images with matching camera_info')
-    return StereoCamera.from_projections(left_info.p, right_info.p, width, height)
+    def image(self, pixels, encoding, header, data=None):
+        return array_to_image(pixels, encoding, header, data)
 
+    def disparity_image(self, disparity, header, camera, min_disparity, max_disparity, delta_d, data=None):
+        return disparity_image(disparity, header, camera, min_disparity, max_disparity, delta_d, data)
 
-def camera_info_key(left_info, right_info):
-    """Hashable summary of what StereoCamera depends on (cache key)."""
-    return (tuple(left_info.p), tuple(right_info.p), left_info.width, left_info.height,
-            right_info.width, right_info.height, left_info.binning_x, left_info.binning_y,
-            right_info.binning_x, right_info.binning_y, _has_roi(left_info), _has_roi(right_info))
+    def point_cloud(self, points, layout, header, data=None):
+        return point_cloud2(points, layout, header, data)
 
-
-def _has_roi(info):
-    roi = info.roi
-    return bool(roi.x_offset or roi.y_offset or (roi.width and roi.width != info.width)
-                or (roi.height and roi.height != info.height))
+    def camera_info(self, info, header):
+        return camera_info_with_header(info, header)
 
 
 # ---------------------------------------------------------------- helpers --

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
+from .. import defaults
 from ..backends import BACKEND_NAMES
 from ..errors import ConfigError
+from ..pipeline.frame_stage import MAX_DECIMATION, FrameOptions, OptionError
 from ..pipeline.image_fitting import FIT_MODES
 from .qos import QOS_PRESETS, RELIABILITY_CHOICES
 
@@ -61,14 +63,16 @@ PARAMETERS = (
     ParameterSpec('model', '', "Model file: .engine/.plan (TensorRT), .onnx (ONNX Runtime), .pth or a "
                   "model directory (PyTorch); '' or 'sgbm' = classical OpenCV SGBM, no weights"),
     ParameterSpec('backend', 'auto', "Backend; 'auto' chooses from the model path", choices=BACKEND_NAMES),
-    ParameterSpec('device', 'cuda', "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
+    ParameterSpec('device', defaults.NODE_DEVICE, "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
     ParameterSpec('scale', 1.0, 'Image scale before inference for backends of any input size (0 < scale <= 1); '
                   'disparity is mapped back to camera resolution', bounds=(0.0, 1.0)),
     ParameterSpec('fit_mode', 'letterbox', 'How camera images meet a fixed network input size',
                   choices=FIT_MODES),
-    ParameterSpec('max_disp', 192, 'Largest disparity searched, in network-input pixels (multiple of 16)',
+    ParameterSpec('max_disp', defaults.MAX_DISP, 'Largest disparity searched, in network-input pixels (multiple of 16)',
                   bounds=(16, 1024, 16)),
-    ParameterSpec('valid_iters', 8, 'Refinement iterations (PyTorch backend)', bounds=(1, 64)),
+    ParameterSpec('valid_iters', defaults.VALID_ITERS, 'Refinement iterations (PyTorch backend)', bounds=(1, 64)),
+    ParameterSpec('cuda_graph', False, 'TensorRT: replay the engine as a CUDA graph captured once (less '
+                  'launch overhead); a failed capture is logged once and the engine runs without it'),
     ParameterSpec('warmup', True, 'Run one dummy inference at start so the first frame is not slow'),
     # -- geometry -----------------------------------------------------------
     ParameterSpec('min_depth', 0.0, 'Nearest depth (m) kept in depth and points; nearer -> NaN',
@@ -79,7 +83,7 @@ PARAMETERS = (
     ParameterSpec('avoid_point_cloud_padding', False, 'Packed points2 layout (16/12 bytes per point) '
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
-                  bounds=(1, 16)),
+                  bounds=(1, MAX_DECIMATION)),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
@@ -118,6 +122,7 @@ class NodeConfig:
     fit_mode: str
     max_disp: int
     valid_iters: int
+    cuda_graph: bool
     warmup: bool
     min_depth: float
     max_depth: float
@@ -145,6 +150,13 @@ class NodeConfig:
     @property
     def depth_range(self):
         return (self.min_depth, self.max_depth if self.max_depth > 0 else math.inf)
+
+    @property
+    def frame_options(self):
+        """The per-frame stage's options (checked by FrameOptions, as for every tool)."""
+        return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
+                            min_depth=self.depth_range[0], max_depth=self.depth_range[1],
+                            point_cloud_decimation=self.point_cloud_decimation)
 
     @property
     def sync_tolerance_ns(self):
@@ -183,9 +195,12 @@ def validate(values):
         _check_value(spec, merged[spec.name])
     if merged['scale'] <= 0.0:
         _reject('scale', merged['scale'], '0 < scale <= 1')
-    if merged['max_depth'] > 0 and merged['max_depth'] <= merged['min_depth']:
-        _reject('max_depth', merged['max_depth'], f"0 (no limit) or > min_depth ({merged['min_depth']})")
-    return NodeConfig(**merged)
+    config = NodeConfig(**merged)
+    try:
+        config.frame_options  # noqa: B018 - built to be checked
+    except OptionError as exc:
+        _reject(exc.option, merged[exc.option], exc.allowed)
+    return config
 
 
 def _check_value(spec, value):

@@ -35,12 +35,12 @@ from stereo_msgs.msg import DisparityImage
 
 from ..backends import backend_kind, create_backend
 from ..errors import FFSError
+from ..pipeline.frame_stage import BackendFailure, BadFrame, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.latest_slot import LatestSlot
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
-from .frame_processor import BackendFailure, BadFrame, FrameProcessor, GeometryOptions, OutputRequest, StereoFrame
-from .messages import stamp_to_ns
+from .messages import RclpyMessageFactory, stamp_to_ns
 from .parameters import declare_parameters
 from .qos import describe_qos, make_qos
 
@@ -67,11 +67,8 @@ class StereoNode(Node):
         self.config = declare_parameters(self)
         self.backend = backend if backend is not None else self._create_backend()
         self.processor = FrameProcessor(
-            StereoPipeline(self.backend, self.config.scale, self.config.fit_mode),
-            GeometryOptions(use_color=self.config.use_color,
-                            avoid_point_cloud_padding=self.config.avoid_point_cloud_padding,
-                            min_depth=self.config.depth_range[0], max_depth=self.config.depth_range[1],
-                            point_cloud_decimation=self.config.point_cloud_decimation))
+            StereoPipeline(self.backend, self.config.scale, self.config.fit_mode), RclpyMessageFactory(),
+            self.config.frame_options)
         self.statistics = NodeStatistics()
         self.synchronizer = StereoSynchronizer(INPUT_TOPICS, self.config.queue_size,
                                                self.config.sync_tolerance_ns)
@@ -93,7 +90,7 @@ class StereoNode(Node):
                 "parameter 'model' to a .engine, .onnx or .pth file to run Fast-FoundationStereo"
                 % config.model)
         backend = create_backend(config.model, config.backend, config.device, config.max_disp,
-                                 config.valid_iters)
+                                 config.valid_iters, cuda_graph=config.cuda_graph)
         if config.warmup:
             started = time.perf_counter()
             backend.warmup()

@@ -8,7 +8,8 @@ import pytest
 from fast_foundation_stereo_ros.backends.tensorrt_runtime import tensorrt_available
 from fast_foundation_stereo_ros.cli import main
 from fast_foundation_stereo_ros.errors import ConfigError
-from fast_foundation_stereo_ros.pipeline.predictor import PipelinePredictor, load_predictor
+from fast_foundation_stereo_ros.commands.infer import load_predictor
+from fast_foundation_stereo_ros.pipeline.predictor import PipelinePredictor
 
 from ..export.helpers import EXPORT_HEIGHT, EXPORT_ITERS, EXPORT_WIDTH, exported_fixture_onnx
 
@@ -79,7 +80,7 @@ def test_bench_command_prints_table(capsys):
     status = main(['bench', '--sizes', '64x96,32x64', '--backends', 'sgbm,tensorrt', '--runs', '2'])
     output = capsys.readouterr().out
     assert status == 0
-    assert re.search(r'sgbm\s+[0-9.]+ /\s+[0-9.]+\s+[0-9.]+ /', output)
+    assert re.search(r'sgbm on cpu\s+[0-9.]+ /\s+[0-9.]+\s+[0-9.]+ /', output)
     if not tensorrt_available():
         assert 'skipped: TensorRT not installed' in output
     assert 'convert' in output and 'restore' in output

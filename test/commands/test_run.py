@@ -11,7 +11,7 @@ from fast_foundation_stereo_ros.files.output_folders import MARKER
 from fast_foundation_stereo_ros.files.ply import read_ply
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
-from ..offline.helpers import (error_lines, run_cli, to_encoding, tree_snapshot, write_calibration_pair, write_k_txt,
+from ..offline.helpers import (expect_run_error, run_cli, to_encoding, write_calibration_pair, write_k_txt,
                                write_pair, write_rgb)
 
 
@@ -23,17 +23,6 @@ def scene():
 @pytest.fixture
 def pair(tmp_path, scene):
     return write_pair(str(tmp_path), scene)
-
-
-def _expect_error(capsys, args, message, output_dir=None):
-    before = tree_snapshot(output_dir) if output_dir else None
-    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
-    assert status == 2, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1 and message in lines[0], stderr
-    if output_dir:
-        assert tree_snapshot(output_dir) == before
-    return lines[0]
 
 
 @pytest.mark.parametrize('fmt', ['pfm', 'png', 'npy'])
@@ -53,6 +42,37 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
     assert np.nanmedian(np.abs(depth - scene.depth) / scene.depth) < 0.02
     points, _ = read_ply(str(out / 'pair_left_cloud.ply'))
     assert np.median(points[:, 2]) == pytest.approx(float(scene.depth[0, 0]), rel=0.02)
+
+
+def test_pair_honours_the_node_geometry_options(tmp_path, capsys, scene, pair):
+    """Depth range, decimation, colour and millimetre depth reach the files, as in the node."""
+    k_txt = write_k_txt(tmp_path / 'K.txt', scene.camera)
+    plain, limited = tmp_path / 'plain', tmp_path / 'limited'
+    assert run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', plain, '--intrinsics', k_txt)[0] == 0
+    depth = float(scene.depth[0, 0])
+    status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', limited,
+                                '--intrinsics', k_txt, '--min-depth', 0.9 * depth, '--max-depth', 1.1 * depth,
+                                '--point-cloud-decimation', 4, '--no-color', '--depth-mm')
+    assert status == 0, stderr
+    full = np.load(plain / 'pair_left_depth.npy')
+    cut = np.load(limited / 'pair_left_depth.npy')
+    kept = (full >= 0.9 * depth) & (full <= 1.1 * depth)
+    np.testing.assert_array_equal(cut[kept], full[kept])
+    assert np.isnan(cut[~kept]).all() and kept.sum() > 100 and (~kept & np.isfinite(full)).any()
+    millimetres = cv2.imread(str(limited / 'pair_left_depth_mm.png'), cv2.IMREAD_UNCHANGED)
+    assert millimetres.dtype == np.uint16
+    np.testing.assert_array_equal(millimetres == 0, np.isnan(cut))
+    points, colours = read_ply(str(limited / 'pair_left_cloud.ply'))
+    expected = cut[::4, ::4]
+    assert len(points) == np.isfinite(expected).sum()
+    np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(expected[np.isfinite(expected)]))
+    assert (colours == 255).all()   # no colour: white points
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
+                              '--point-cloud-decimation', 0], 'point_cloud_decimation = 0 is invalid; allowed: an integer in 1..16')
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
+                              '--disparity-color'], '--disparity-color applies to --bag input')
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'bad',
+                              '--max-depth', -1], 'max_depth = -1.0 is invalid; allowed: 0 (no limit) or > min_depth')
 
 
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
@@ -102,8 +122,8 @@ def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scen
     assert status == 0, stderr
     (out / 'a_disparity.pfm').write_bytes(b'old result')
     (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
-    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
-                  "cannot read right image", output_dir=out)
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
+                  "cannot read right image", untouched=out)
     assert (out / 'a_disparity.pfm').read_bytes() == b'old result'
 
 
@@ -112,16 +132,16 @@ def test_unreadable_image(tmp_path, capsys, pair):
     bad.write_bytes(b'\x89PNG garbage')
     out = tmp_path / 'out'
     assert run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', out)[0] == 0
-    line = _expect_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
-                         output_dir=out)
+    line = expect_run_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
+                            untouched=out)
     assert str(bad) in line
-    _expect_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
-                  'does not exist', output_dir=out)
+    expect_run_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
+                  'does not exist', untouched=out)
 
 
 def test_size_mismatch(tmp_path, capsys, scene, pair):
     small = write_rgb(tmp_path / 'small.png', scene.right[:100, :150])
-    line = _expect_error(capsys, ['--left', pair[0], '--right', small, '--output', tmp_path / 'o'],
+    line = expect_run_error(capsys, ['--left', pair[0], '--right', small, '--output', tmp_path / 'o'],
                          'is 160x120 but right image')
     assert '150x100' in line
 
@@ -132,7 +152,7 @@ def test_folder_count_mismatch(tmp_path, capsys, scene):
     for name in ('a', 'b'):
         write_rgb(left_dir / f'{name}.png', scene.left)
     write_rgb(right_dir / 'a.png', scene.right)
-    _expect_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', tmp_path / 'o'],
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', tmp_path / 'o'],
                   'holds 2 images but')
 
 
@@ -142,7 +162,7 @@ def test_unwritable_output_folder(tmp_path, capsys, pair):
     locked.mkdir()
     locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', locked], 'not writable')
+        expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', locked], 'not writable')
     finally:
         locked.chmod(stat.S_IRWXU)
 
@@ -150,23 +170,23 @@ def test_unwritable_output_folder(tmp_path, capsys, pair):
 def test_output_path_that_is_a_file(tmp_path, capsys, pair):
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', blocker / 'sub'],
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', blocker / 'sub'],
                   'cannot create output folder')
     assert blocker.read_text() == 'x'
 
 
 def test_intrinsics_problems(tmp_path, capsys, scene, pair):
     zero = write_k_txt(tmp_path / 'K0.txt', scene.camera, baseline=0.0)
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o', '--intrinsics', zero],
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o', '--intrinsics', zero],
                   'baseline 0')
     calib = write_calibration_pair(str(tmp_path), make_scene('plane', 80, 60, seed=0))
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
                            '--calib-left', calib[0], '--calib-right', calib[1]], 'is for 80x60 images')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
                            '--calib-left', calib[0]], 'go together')
 
 
 def test_input_selection_errors(tmp_path, capsys, pair):
-    _expect_error(capsys, ['--left', pair[0]], 'go together')
-    _expect_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
-    _expect_error(capsys, [], 'exactly one input')
+    expect_run_error(capsys, ['--left', pair[0]], 'go together')
+    expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
+    expect_run_error(capsys, [], 'exactly one input')

@@ -7,7 +7,6 @@ iterations so the whole set stays fast on two cores.
 import contextlib
 import io
 import os
-import types
 
 import numpy as np
 
@@ -91,43 +90,3 @@ def write_fake_engine(directory, fingerprint=ORIN, settings=SETTINGS, payload=b'
     record = make_sidecar(engine_path, fingerprint, settings, IO_TENSORS, {'build_time': 'test'})
     write_sidecar(engine_path, record)
     return engine_path
-
-
-# --- a fake `tensorrt` module for the layer-pinning logic --------------------------------------------
-
-def fake_trt():
-    return types.SimpleNamespace(
-        float32='float32', float16='float16', int32='int32', bool='bool',
-        LayerType=types.SimpleNamespace(CONSTANT='constant', SHAPE='shape', CONVOLUTION='conv',
-                                        ELEMENTWISE='elementwise', GATHER='gather', CAST='cast'))
-
-
-class FakeLayer:
-    def __init__(self, name, layer_type, outputs):
-        self.name = name
-        self.type = layer_type
-        self._outputs = [types.SimpleNamespace(name=tensor, dtype=dtype) for tensor, dtype in outputs]
-        self.precision = None
-        self.output_types = {}
-
-    @property
-    def num_outputs(self):
-        return len(self._outputs)
-
-    def get_output(self, index):
-        return self._outputs[index]
-
-    def set_output_type(self, index, dtype):
-        self.output_types[index] = dtype
-
-
-class FakeNetwork:
-    def __init__(self, layers):
-        self.layers = layers
-
-    @property
-    def num_layers(self):
-        return len(self.layers)
-
-    def get_layer(self, index):
-        return self.layers[index]

@@ -101,7 +101,7 @@ def test_failed_commands_leave_no_new_folders(tmp_path, capsys):
     left, _ = write_pair(str(tmp_path), scene)
     (tmp_path / 'broken.png').write_bytes(b'not an image')
     _refused(capsys, ['infer', '--model', 'sgbm', '--left', left, '--right', tmp_path / 'broken.png',
-                      '--output', tmp_path / 'new' / 'd.pfm'], 'cannot decode right image')
+                      '--output', tmp_path / 'new' / 'd.pfm'], 'cannot read right image')
     bag = str(tmp_path / 'bag')
     write_stereo_bag(bag, [scene], right_info_delay_ns=1_000)   # fails once the output is staged
     _refused(capsys, ['run', '--bag', bag, '--output-bag', tmp_path / 'new' / 'deeper' / 'out',

@@ -1,15 +1,14 @@
-"""Intrinsics from K.txt, calibration YAML pairs and bag camera_info."""
-import os
+"""Intrinsics from K.txt, calibration YAML pairs and camera_info records (the one validator)."""
 
 import pytest
 import yaml
 
 from fast_foundation_stereo_ros.errors import InputError
-from fast_foundation_stereo_ros.geometry.intrinsics import (camera_from_bag, camera_from_calibration_yaml,
+from fast_foundation_stereo_ros.geometry.intrinsics import (camera_from_calibration_yaml, camera_from_infos,
                                                             camera_from_k_txt)
-from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_camera, make_scene
+from fast_foundation_stereo_ros.geometry.synthetic_scenes import camera_info_dict, make_camera, make_scene
 
-from ..offline.helpers import calibration_yaml, write_calibration_pair, write_k_txt, write_stereo_bag
+from ..offline.helpers import calibration_yaml, write_calibration_pair, write_k_txt
 
 
 @pytest.fixture(scope='module')
@@ -103,11 +102,21 @@ def test_calibration_errors(tmp_path, scene):
         camera_from_calibration_yaml(str(tmp_path / 'bad.yaml'), right)
 
 
-def test_camera_from_bag(tmp_path, scene):
-    bag = str(tmp_path / 'bag')
-    write_stereo_bag(bag, [scene], encoding='mono8')
-    assert camera_from_bag(bag, '/left/camera_info', '/right/camera_info') == scene.camera
-    with pytest.raises(InputError, match='/cam/info') as info:
-        camera_from_bag(bag, '/cam/info', '/right/camera_info')
-    assert '/left/camera_info' in str(info.value)  # lists what the bag has
-    assert os.path.isdir(bag)
+def test_camera_info_records_pass_every_check_of_node_and_bags(scene):
+    left, right = camera_info_dict(scene.camera, 'left'), camera_info_dict(scene.camera, 'right')
+    assert camera_from_infos(left, right) == scene.camera
+    assert camera_from_infos(left, right, 160, 120) == scene.camera
+    cases = [
+        (dict(right, p=[0.0] * 12), {}, 'right camera_info has an all-zero projection matrix P'),
+        (dict(right, p=list(right['p'][:3]) + [0.0] + list(right['p'][4:])), {}, r'P\[3\] = 0, so the baseline is zero'),
+        (dict(right, binning_x=2), {}, 'binning or an ROI'),
+        (dict(right, roi=(0, 0, 80, 60)), {}, 'binning or an ROI'),
+        (dict(right, width=320), {}, 'right camera_info is for 320x120 images but the images are 160x120'),
+        (right, {'width': 80, 'height': 60}, 'left camera_info is for 160x120 images but the images are 80x60'),
+    ]
+    for bad_right, size, message in cases:
+        with pytest.raises(InputError, match=message) as error:
+            camera_from_infos(left, bad_right, **size, source='test infos')
+        assert str(error.value).startswith('test infos: ')
+    full_roi = dict(right, roi=(0, 0, 160, 120))    # an ROI covering the image is no ROI
+    assert camera_from_infos(left, full_roi) == scene.camera

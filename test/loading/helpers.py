@@ -5,11 +5,8 @@ $FFS_SHARED_DIR). Expensive objects — the unpickled record tree, the loaded
 fixture model — are built once per test session through lru_cache.
 """
 import functools
-import os
-import pathlib
 
 import numpy as np
-import pytest
 
 from ..paths import CHECKPOINT, FIXTURE_DIR, REFERENCE, require_fixture  # noqa: F401 - re-exported
 

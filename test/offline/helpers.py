@@ -8,7 +8,10 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 
 from fast_foundation_stereo_ros import cli
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
-from fast_foundation_stereo_ros.offline.bag_messages import CAMERA_INFO, IMAGE, MessageFactory, ros2_typestore
+from fast_foundation_stereo_ros.offline.bag_messages import CAMERA_INFO, IMAGE, RosbagsMessageFactory, ros2_typestore
+from fast_foundation_stereo_ros.offline.bags import first_camera_infos
+from fast_foundation_stereo_ros.geometry.intrinsics import camera_from_infos
+from fast_foundation_stereo_ros.pipeline.frame_stage import camera_info_fields
 
 FRAME_ID = 'stereo_left_optical_frame'
 STAMP0_NS = 1_700_000_000_123_456_789
@@ -74,11 +77,37 @@ def to_encoding(rgb, encoding):
             'mono16': grey.astype(np.uint16) * 64}[encoding]
 
 
+def new_header(typestore, stamp_ns, frame_id):
+    Header, Time = typestore.types['std_msgs/msg/Header'], typestore.types['builtin_interfaces/msg/Time']
+    return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
+
+
+def camera_info(typestore, info_fields, header):
+    """rosbags CameraInfo from a synthetic_scenes.camera_info_dict-style dict."""
+    types = typestore.types
+    roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+    return types[CAMERA_INFO](
+        header=header, height=info_fields['height'], width=info_fields['width'],
+        distortion_model=info_fields['distortion_model'],
+        d=np.asarray(info_fields['d'], np.float64), k=np.asarray(info_fields['k'], np.float64),
+        r=np.asarray(info_fields['r'], np.float64), p=np.asarray(info_fields['p'], np.float64),
+        binning_x=0, binning_y=0, roi=roi)
+
+
+def camera_from_bag(bag_path, left_info_topic, right_info_topic):
+    """StereoCamera of the first camera_info pair recorded in a rosbag2."""
+    left_info, right_info = first_camera_infos(bag_path, left_info_topic, right_info_topic)
+    return camera_from_infos(camera_info_fields(left_info), camera_info_fields(right_info),
+                             source=f"bag '{bag_path}'")
+
+
 def write_stereo_bag(path, scenes, encoding='rgb8', storage='mcap', with_infos=True, extra_topic=True,
-                     right_info_delay_ns=0, topics=('/left/image_rect', '/right/image_rect', '/left/camera_info', '/right/camera_info')):
-    """rosbag2 with one stereo set per scene; returns the header stamps (ns)."""
+                     right_info_delay_ns=0, topics=('/left/image_rect', '/right/image_rect', '/left/camera_info', '/right/camera_info'),
+                     without_right_image=()):
+    """rosbag2 with one stereo set per scene (no right image for the indices in `without_right_image`);
+    returns the header stamps (ns)."""
     typestore = ros2_typestore()
-    factory = MessageFactory(typestore)
+    factory = RosbagsMessageFactory(typestore)
     plugin = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}[storage]
     stamps = []
     with Writer(path, version=9, storage_plugin=plugin) as writer:
@@ -89,15 +118,17 @@ def write_stereo_bag(path, scenes, encoding='rgb8', storage='mcap', with_infos=T
             if extra_topic else None
         for index, scene in enumerate(scenes):
             stamp = STAMP0_NS + index * PERIOD_NS
-            header = factory.new_header(stamp, FRAME_ID)
+            header = new_header(typestore, stamp, FRAME_ID)
             messages = [factory.image(to_encoding(scene.left, encoding), encoding, header),
                         factory.image(to_encoding(scene.right, encoding), encoding, header)]
             if with_infos:
-                right_header = factory.new_header(stamp + right_info_delay_ns, FRAME_ID)
-                messages += [factory.camera_info(scene.camera_info('left'), header),
-                             factory.camera_info(scene.camera_info('right'), right_header)]
+                right_header = new_header(typestore, stamp + right_info_delay_ns, FRAME_ID)
+                messages += [camera_info(typestore, scene.camera_info('left'), header),
+                             camera_info(typestore, scene.camera_info('right'), right_header)]
             # bag time a little after the header stamp, as a recorder would see it
             for offset, (connection, msg) in enumerate(zip(connections, messages)):
+                if connection is connections[1] and index in without_right_image:
+                    continue
                 writer.write(connection, stamp + 5_000_000 + offset, factory.serialize(msg))
             if chatter is not None:
                 text = typestore.types['std_msgs/msg/String'](data=f'frame {index}')
@@ -119,3 +150,15 @@ def tree_snapshot(directory):
             with open(path, 'rb') as handle:
                 snapshot[os.path.relpath(path, directory)] = handle.read()
     return snapshot
+
+
+def expect_run_error(capsys, args, message, untouched=None):
+    """`ffs-stereo run` fails with exit 2 and ONE error line containing `message`; `untouched` stays as it was."""
+    before = tree_snapshot(untouched) if untouched else None
+    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
+    assert status == 2, stderr
+    lines = error_lines(stderr)
+    assert len(lines) == 1 and message in lines[0], stderr
+    if untouched:
+        assert tree_snapshot(untouched) == before
+    return lines[0]

@@ -1,14 +1,18 @@
 """`ffs-stereo run --bag`: round trip through rosbag2 and every bad-bag case."""
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader
 
-from fast_foundation_stereo_ros.offline.bag_messages import cloud_fields, image_to_array, ros2_typestore, stamp_ns
-from fast_foundation_stereo_ros.offline.bags import ExactStampSync
+from fast_foundation_stereo_ros.errors import InputError
+from fast_foundation_stereo_ros.offline.bag_messages import ros2_typestore, stamp_ns
+from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
 
-from .helpers import FRAME_ID, error_lines, run_cli, small_scenes, tree_snapshot, write_k_txt, write_stereo_bag
+from ..helpers import cloud_fields
+from .helpers import (FRAME_ID, camera_from_bag, expect_run_error, run_cli, small_scenes, write_k_txt,
+                      write_stereo_bag)
 
 FRAMES = 3
 
@@ -69,13 +73,13 @@ def _check_frame(messages, index, scene, stamp, bag_time):
     assert (window.x_offset, window.y_offset, window.width, window.height) == (0, 0, width, height)
     image = disparity_msg.image
     assert (image.encoding, image.width, image.height, image.step) == ('32FC1', width, height, 4 * width)
-    disparity = image_to_array(image, 'disparity')
+    disparity = image_to_array(image)
     noc = scene.non_occluded & np.isfinite(disparity)
     assert noc.mean() > 0.9
     assert np.abs(disparity - scene.disparity)[noc].mean() < 0.5
 
     assert (depth_msg.encoding, depth_msg.step) == ('32FC1', 4 * width)
-    depth = image_to_array(depth_msg, 'depth')
+    depth = image_to_array(depth_msg)
     valid = np.isfinite(depth)
     np.testing.assert_array_equal(valid, np.isfinite(disparity))
     np.testing.assert_allclose(depth[valid], camera.fx * camera.baseline / disparity[valid], rtol=1e-5)
@@ -109,29 +113,23 @@ def test_intrinsics_instead_of_camera_info_and_namespace(tmp_path, capsys, scene
     assert messages['/ffs/points2'][0][1].point_step == 16
 
 
-def test_exact_stamp_sync_drops_unpaired_sets():
-    sync = ExactStampSync(('a', 'b'))
-    assert sync.add('a', 1, 'a1') is None and sync.add('a', 2, 'a2') is None
-    assert sync.add('b', 2, 'b2') == {'a': 'a2', 'b': 'b2'}   # stamp 1 can no longer complete
-    assert sync.add('b', 3, 'b3') is None
-    assert sync.finish() == {'a': 1, 'b': 1}
-
-
-def _expect_error(capsys, args, message, untouched=None):
-    before = tree_snapshot(untouched) if untouched else None
-    status, _, stderr = run_cli(capsys, 'run', '--no-progress', *args)
-    assert status == 2, stderr
-    lines = error_lines(stderr)
-    assert len(lines) == 1 and message in lines[0], stderr
-    if untouched:
-        assert tree_snapshot(untouched) == before
-    return lines[0]
+def test_unpaired_messages_are_counted_per_topic(tmp_path, capsys, scenes):
+    bag, out = str(tmp_path / 'in'), str(tmp_path / 'out')
+    write_stereo_bag(bag, scenes, without_right_image=(1,))
+    status, stdout, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
+    assert status == 0, stderr
+    assert f'{FRAMES - 1} stereo set(s)' in stdout
+    assert 'unpaired messages (no partner with the same stamp): /left/image_rect: 1, /left/camera_info: 1, ' \
+           '/right/camera_info: 1' in stderr
+    messages, _ = read_bag(out)
+    assert [stamp_ns(msg.header) for _, msg in messages['/disparity']] == \
+        [stamp_ns(msg.header) for _, msg in messages['/right/image_rect']]
 
 
 def test_missing_topics_are_named_with_what_the_bag_has(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
-    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left'],
+    line = expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left'],
                          'has no topic /cam/left')
     assert '/left/image_rect (sensor_msgs/msg/Image)' in line and '/chatter' in line
     assert not (tmp_path / 'out').exists()
@@ -141,7 +139,7 @@ def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, sce
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
     # the model path is wrong too: the topic error must come first, without loading anything
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--left-topic', '/cam/left',
                            '--model', str(tmp_path / 'missing.onnx')], 'has no topic /cam/left')
     assert not (tmp_path / 'out').exists()
 
@@ -149,7 +147,7 @@ def test_bag_topics_are_checked_before_the_model_is_loaded(tmp_path, capsys, sce
 def test_missing_camera_info(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1], with_infos=False)
-    line = _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'],
+    line = expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'],
                          'has no camera_info on /left/camera_info, /right/camera_info')
     assert '--intrinsics' in line
     assert not (tmp_path / 'out').exists()
@@ -161,9 +159,9 @@ def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, ca
     status, _, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
     assert status == 0, stderr   # an earlier bag of ours
     (out / 'metadata.yaml').write_text((out / 'metadata.yaml').read_text() + '# previous bag\n')
-    _expect_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
     # --overwrite, but the run fails (bad camera_info topic): the old bag stays, no partial bag
-    _expect_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
                   'carries std_msgs/msg/String', untouched=out)
     assert sorted(os.listdir(tmp_path)) == ['in', 'out']
     status, _, _ = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--overwrite', '--no-progress')
@@ -173,7 +171,7 @@ def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, ca
 def test_camera_info_with_other_stamps_leaves_no_bag(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:2], right_info_delay_ns=1_000)
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'], 'share a header stamp')
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out'], 'share a header stamp')
     assert sorted(os.listdir(tmp_path)) == ['in']  # no partial bag, no staging folder
 
 
@@ -181,15 +179,76 @@ def test_bad_intrinsics_for_a_bag(tmp_path, capsys, scenes):
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1], with_infos=False)
     k_txt = write_k_txt(tmp_path / 'K.txt', scenes[0].camera, baseline=-0.1)
-    _expect_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--intrinsics', k_txt], 'baseline -0.1')
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'out', '--intrinsics', k_txt], 'baseline -0.1')
     assert sorted(os.listdir(tmp_path)) == ['K.txt', 'in']
 
 
 def test_not_a_bag_and_input_as_output(tmp_path, capsys, scenes):
     junk = tmp_path / 'junk.mcap'
     junk.write_bytes(b'not a bag')
-    _expect_error(capsys, ['--bag', junk, '--output-bag', tmp_path / 'out'], 'cannot open bag')
-    _expect_error(capsys, ['--bag', tmp_path / 'none', '--output-bag', tmp_path / 'out'], 'does not exist')
+    expect_run_error(capsys, ['--bag', junk, '--output-bag', tmp_path / 'out'], 'cannot open bag')
+    expect_run_error(capsys, ['--bag', tmp_path / 'none', '--output-bag', tmp_path / 'out'], 'does not exist')
     bag = str(tmp_path / 'in')
     write_stereo_bag(bag, scenes[:1])
-    _expect_error(capsys, ['--bag', bag, '--output-bag', bag, '--overwrite'], 'is the input bag', untouched=bag)
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', bag, '--overwrite'], 'is the input bag', untouched=bag)
+
+
+def test_first_camera_infos_of_a_bag(tmp_path, scenes):
+    bag = str(tmp_path / 'bag')
+    write_stereo_bag(bag, scenes[:1], encoding='mono8')
+    camera = camera_from_bag(bag, '/left/camera_info', '/right/camera_info')
+    assert camera.baseline == pytest.approx(scenes[0].camera.baseline, rel=1e-12)
+    assert dataclasses.replace(camera, baseline=scenes[0].camera.baseline) == scenes[0].camera
+    with pytest.raises(InputError, match='/cam/info') as info:
+        camera_from_bag(bag, '/cam/info', '/right/camera_info')
+    assert '/left/camera_info' in str(info.value)  # lists what the bag has
+    assert os.path.isdir(bag)
+
+
+def test_bag_output_honours_every_node_option_and_equals_the_node_output(tmp_path, capsys, scenes):
+    """The bag gets what the node publishes with the same options, byte for byte."""
+    from builtin_interfaces.msg import Time
+
+    from fast_foundation_stereo_ros.backends import create_backend
+    from fast_foundation_stereo_ros.pipeline.frame_stage import (FrameOptions, FrameProcessor, OutputRequest,
+                                                                 StereoFrame)
+    from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
+    from fast_foundation_stereo_ros.ros.messages import RclpyMessageFactory
+    from fast_foundation_stereo_ros.ros.scene_publisher import stereo_messages
+
+    bag, out = str(tmp_path / 'in'), str(tmp_path / 'out')
+    stamps = write_stereo_bag(bag, scenes[:2])
+    depth = scenes[0].depth[0, 0]
+    options = FrameOptions(min_depth=0.9 * depth, max_depth=1.1 * depth, point_cloud_decimation=3,
+                           use_color=False, avoid_point_cloud_padding=True)
+    status, _, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress',
+                                '--min-depth', options.min_depth, '--max-depth', options.max_depth,
+                                '--point-cloud-decimation', 3, '--no-color', '--avoid-point-cloud-padding',
+                                '--depth-mm', '--disparity-color')
+    assert status == 0, stderr
+    messages, types = read_bag(out)
+    assert types['/depth/image_mm'] == 'sensor_msgs/msg/Image' and types['/disparity/color'] == 'sensor_msgs/msg/Image'
+    assert types['/depth/camera_info'] == 'sensor_msgs/msg/CameraInfo'
+    node = FrameProcessor(StereoPipeline(create_backend('sgbm')), RclpyMessageFactory(), options)
+    everything = OutputRequest(disparity=True, disparity_color=True, depth=True, depth_mm=True, points=True)
+    for index, scene in enumerate(scenes[:2]):
+        stamp = Time(sec=stamps[index] // 1_000_000_000, nanosec=stamps[index] % 1_000_000_000)
+        published = node.process(StereoFrame(*stereo_messages(scene, stamp)), everything).messages
+        cloud = messages['/points2'][index][1]
+        assert (cloud.height, cloud.width, cloud.point_step) == (40, 54, 12)
+        assert [f.name for f in cloud.fields] == ['x', 'y', 'z']
+        depth_image = image_to_array(messages['/depth/image'][index][1])
+        kept = depth_image[np.isfinite(depth_image)]
+        assert kept.size > 1000 and (kept >= options.min_depth).all() and (kept <= options.max_depth).all()
+        assert kept.size < np.isfinite(image_to_array(messages['/disparity'][index][1].image)).sum()   # some cut
+        millimetres = image_to_array(messages['/depth/image_mm'][index][1])
+        np.testing.assert_array_equal(millimetres == 0, np.isnan(depth_image))
+        for topic, key, data in (('/points2', 'points', lambda m: m.data),
+                                 ('/depth/image', 'depth', lambda m: m.data),
+                                 ('/depth/image_mm', 'depth_mm', lambda m: m.data),
+                                 ('/disparity/color', 'disparity_color', lambda m: m.data),
+                                 ('/disparity', 'disparity', lambda m: m.image.data)):
+            written = messages[topic][index][1]
+            assert bytes(np.asarray(data(written), np.uint8)) == bytes(data(published[key])), topic
+        info = messages['/depth/camera_info'][index][1]
+        assert list(info.p) == list(published['depth_info'].p) and stamp_ns(info.header) == stamps[index]

@@ -15,7 +15,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -27,7 +26,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
-from fast_foundation_stereo_ros.ros.messages import image_to_array
+from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
 from fast_foundation_stereo_ros.ros.scene_publisher import STEREO_TOPICS, stereo_messages
 
 from ..paths import REPO_ROOT

@@ -1,12 +1,13 @@
-"""FrameProcessor: messages in, requested output messages out (real SGBM, no graph)."""
+"""FrameProcessor with rclpy messages: messages in, requested output messages out (real SGBM, no graph)."""
 import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.backends import create_backend
+from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
+from fast_foundation_stereo_ros.pipeline.frame_stage import (STAGE_OF, BadFrame, FrameOptions, FrameProcessor,
+                                                             OutputRequest, StereoFrame)
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import DELTA_D_INPUT_PIXELS, StereoPipeline
-from fast_foundation_stereo_ros.ros.frame_processor import (STAGE_OF, BadFrame, FrameProcessor, GeometryOptions,
-                                                            OutputRequest, StereoFrame)
-from fast_foundation_stereo_ros.ros.messages import image_to_array
+from fast_foundation_stereo_ros.ros.messages import RclpyMessageFactory
 
 from .helpers import StereoSource, cached_scene
 
@@ -14,7 +15,8 @@ EVERYTHING = OutputRequest(disparity=True, disparity_color=True, depth=True, dep
 
 
 def processor(max_disp=64, **options):
-    return FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=max_disp)), GeometryOptions(**options))
+    return FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=max_disp)), RclpyMessageFactory(),
+                          FrameOptions(**options))
 
 
 def frame_of(scene, stamp=1_000_000_123, encoding='rgb8'):
@@ -68,7 +70,7 @@ def test_principal_point_offset_is_removed_from_disparity():
 
 def test_delta_d_scales_with_the_input_scale():
     scene = cached_scene('plane')
-    half = FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=64), scale=0.5))
+    half = FrameProcessor(StereoPipeline(create_backend('sgbm', max_disp=64), scale=0.5), RclpyMessageFactory())
     result = half.process(frame_of(scene), OutputRequest(disparity=True))
     message = result.messages['disparity']
     assert message.delta_d == pytest.approx(2 * DELTA_D_INPUT_PIXELS)

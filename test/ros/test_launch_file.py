@@ -2,7 +2,6 @@
 statically what a real ROS install would rely on: arguments, executables,
 installed files and remappings."""
 import ast
-import pathlib
 import re
 
 from ..paths import REPO_ROOT

@@ -8,10 +8,14 @@ from sensor_msgs.msg import CameraInfo, Image, PointField
 from std_msgs.msg import Header
 
 from fast_foundation_stereo_ros.errors import InputError
+from fast_foundation_stereo_ros.geometry.intrinsics import camera_from_infos
 from fast_foundation_stereo_ros.geometry.stereo import CloudBuilder, CloudLayout, StereoCamera
+from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
+from fast_foundation_stereo_ros.pipeline.frame_stage import camera_info_fields
 from fast_foundation_stereo_ros.ros.messages import (MessageBuffer, array_to_image, camera_info_with_header,
-                                                     cloud_to_arrays, disparity_image, image_to_array, point_cloud2,
-                                                     stamp_to_ns, stereo_camera_from_infos)
+                                                     disparity_image, point_cloud2, stamp_to_ns)
+
+from ..helpers import cloud_fields
 
 CAMERA = StereoCamera(width=8, height=6, fx=100.0, fy=100.0, cx=3.5, cy=2.5, baseline=0.1)
 
@@ -129,13 +133,17 @@ def test_point_cloud2_layout(use_color, avoid_padding, step, rgb_offset):
     assert offsets['x'] == 0 and offsets['y'] == 4 and offsets['z'] == 8
     assert offsets.get('rgb') == rgb_offset
     assert all(f.datatype == PointField.FLOAT32 and f.count == 1 for f in message.fields)
-    fields = cloud_to_arrays(message)
+    fields = cloud_fields(message)
     assert fields['z'][0, 0] == 2.0
     assert fields['x'][0, 0] == pytest.approx((0 - 3.5) * 2.0 / 100.0)
     assert fields['y'][5, 0] == pytest.approx((5 - 2.5) * 2.0 / 100.0)
     assert np.isnan(fields['x'][1, 2]) and np.isnan(fields['z'][1, 2])
     if use_color:
         assert fields['rgb'].view(np.uint32)[3, 3] == 0x00123456
+
+
+def stereo_camera_from_infos(left, right, width, height):
+    return camera_from_infos(camera_info_fields(left), camera_info_fields(right), width, height)
 
 
 def test_stereo_camera_from_infos():
@@ -151,6 +159,7 @@ def test_stereo_camera_from_infos():
     (lambda left, right: right.p.__setitem__(3, +10.0), 'baseline must be positive'),
     (lambda left, right: right.p.__setitem__(0, 120.0), 'focal lengths differ'),
     (lambda left, right: setattr(left, 'binning_x', 2), 'binning'),
+    (lambda left, right: setattr(right.roi, 'x_offset', 2), 'ROI'),
 ])
 def test_inconsistent_camera_infos_are_rejected(mutate, match):
     left, right = info(CAMERA, 'left'), info(CAMERA, 'right')
@@ -183,7 +192,7 @@ def test_cloud_in_message_buffer_matches_projection_and_is_not_copied(use_color,
     points = CloudBuilder(camera, layout, buffer.array).fill(depth, rgb)
     message = point_cloud2(points, layout, Header(), data=buffer.data)
     assert message.data is buffer.data                     # handed over, not copied
-    fields = cloud_to_arrays(message)
+    fields = cloud_fields(message)
     v, u = np.mgrid[0:camera.height, 0:camera.width].astype(np.float32)
     np.testing.assert_allclose(fields['z'], depth, rtol=0, atol=0, equal_nan=True)
     np.testing.assert_allclose(fields['x'], (u - camera.cx) * depth / camera.fx, rtol=1e-6, equal_nan=True)

@@ -6,8 +6,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
-from fast_foundation_stereo_ros.ros.messages import cloud_to_arrays
 
+from ..helpers import cloud_fields
 from .helpers import (NodeProcess, RosGraph, StereoSource, cached_scene, counter, diagnostic_values, float_image,
                       make_stamp, now_ns, stamp_ns, subscribe_diagnostics, unique_domain_id, wait_until)
 
@@ -40,7 +40,7 @@ def test_packed_decimated_cloud_without_colour_and_depth_range_from_mono8():
     assert (cloud.width, cloud.height, cloud.point_step, cloud.row_step) == (320, 240, 12, 12 * 320)
     assert [f.name for f in cloud.fields] == ['x', 'y', 'z']
     assert len(cloud.data) == cloud.row_step * cloud.height
-    fields = cloud_to_arrays(cloud)
+    fields = cloud_fields(cloud)
     full_depth = float_image(depth_image)
     np.testing.assert_array_equal(np.isnan(fields['z']), np.isnan(full_depth[::2, ::2]))
     finite = np.isfinite(full_depth)

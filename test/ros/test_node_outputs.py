@@ -10,8 +10,8 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
-from fast_foundation_stereo_ros.ros.messages import cloud_to_arrays
 
+from ..helpers import cloud_fields
 from .helpers import NodeProcess, RosGraph, StereoSource, cached_scene, float_image, now_ns, stamp_ns, unique_domain_id
 
 OUTPUT_TYPES = {'disparity': DisparityImage, 'disparity/color': Image, 'depth/image': Image,
@@ -138,7 +138,7 @@ def test_point_cloud_of_plane(plane_outputs):
     assert (cloud.height, cloud.width, cloud.point_step) == (480, 640, 32)
     assert cloud.row_step * cloud.height == len(cloud.data)
     assert cloud.is_dense is False and cloud.header.frame_id == LEFT_FRAME
-    fields = cloud_to_arrays(cloud)
+    fields = cloud_fields(cloud)
     depth = float_image(outputs['depth/image'])
     valid = np.isfinite(depth)
     np.testing.assert_array_equal(np.isnan(fields['z']), ~valid)
@@ -178,7 +178,7 @@ def test_slanted_plane_depth_and_points(full_node):
     assert np.median(relative) < 0.03
     assert np.percentile(relative, 90) < 0.08
     # the cloud lies on the true plane: compare X, Y, Z against the ground-truth points
-    fields = cloud_to_arrays(outputs['points2'])
+    fields = cloud_fields(outputs['points2'])
     camera = scene.camera
     v, u = np.nonzero(truth)
     true_z = scene.depth[truth]

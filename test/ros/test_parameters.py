@@ -3,14 +3,17 @@ import math
 
 import pytest
 import rclpy
+import yaml
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, ReliabilityPolicy
 
+from fast_foundation_stereo_ros import defaults
 from fast_foundation_stereo_ros.errors import ConfigError
 from fast_foundation_stereo_ros.ros.parameters import PARAMETERS, declare_parameters, validate
 from fast_foundation_stereo_ros.ros.qos import make_qos
 
+from ..paths import REPO_ROOT
 from .helpers import unique_domain_id
 
 
@@ -71,7 +74,7 @@ def test_invalid_overrides_raise_one_config_error(make_node, overrides, message)
 def test_validate_cross_checks():
     with pytest.raises(ConfigError, match="'scale' = 0.0"):
         validate({'scale': 0.0})
-    with pytest.raises(ConfigError, match="'max_depth' = 1.0 is invalid; allowed: 0 \\(no limit\\) or > min_depth"):
+    with pytest.raises(ConfigError, match="'max_depth' = 1.0 is invalid; allowed: 0 \\(no limit\\) or > min_depth \\(2.0\\)"):
         validate({'min_depth': 2.0, 'max_depth': 1.0})
     with pytest.raises(ConfigError, match='unknown parameter'):
         validate({'maxdisp': 64})
@@ -106,3 +109,15 @@ def test_shipped_yaml_lists_every_parameter_and_loads_through_rclpy():
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_shipped_yaml_equals_the_defaults_module_and_the_declared_defaults(make_node):
+    with open(REPO_ROOT / 'config' / 'fast_foundation_stereo.yaml', encoding='utf-8') as handle:
+        shipped = yaml.safe_load(handle)['/**']['ros__parameters']
+    assert (shipped['max_disp'], shipped['valid_iters'], shipped['device']) == \
+        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.NODE_DEVICE)
+    declared = {spec.name: spec.default for spec in PARAMETERS}
+    assert shipped == declared   # every parameter, same value, nothing missing on either side
+    config = declare_parameters(make_node())
+    assert (config.max_disp, config.valid_iters, config.device) == \
+        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.NODE_DEVICE)

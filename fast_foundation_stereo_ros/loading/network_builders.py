@@ -1,15 +1,15 @@
-"""Build `FastFoundationStereoNet` from an architecture manifest (see `manifest`).
+"""Our nn.Module for each manifest node, and the whole network for a manifest.
 
 Every module is rebuilt from what the checkpoint recorded — class, kernel,
 stride, padding, output padding, dilation, groups, bias, eps, activation flags,
 merge op, upsample mode, head count, table length — and widths from the
 weight shapes, never from code defaults. So any NAS layout assembled from the
-supported block types loads, not only the published one.
+supported block types loads, not only the published one. Modules the released
+forward never reaches are left out (see `dead_modules`); the largest max_disp
+comes from `disparity_range`.
 
-Modules that the released forward never reaches (legacy decoder branches
-replaced by the NAS `post*` blocks, `context_zqr_convs`, the `dx` constant)
-are dropped by name; `dead_state_keys` tells the loader which tensors go with
-them.
+Verified by test/loading/test_network_builders.py (builders on hand-made
+manifest nodes) and by the layout and reference-parity tests on the fixture.
 """
 import collections
 import math
@@ -21,61 +21,24 @@ from ..errors import CheckpointError
 from ..network import blocks as blocks
 from ..network import edgenext
 from ..network import update_block as update
-from ..network.fast_foundation_stereo import (DISPARITY_MULTIPLE, ContextNet, FastFoundationStereoNet, FeatureExtractor,
-                                              Hourglass)
+from ..network.fast_foundation_stereo import ContextNet, FastFoundationStereoNet, FeatureExtractor, Hourglass
 from ..network.subpixel_deconv import SubPixelConvTranspose3d
+from .dead_modules import hourglass_dead_modules
+from .disparity_range import max_disparity_limit
+from .manifest import as_tuple, child_node, join_path, node_attr, param_shape
 
 TOP_LEVEL_MODULES = ('feature', 'stem_2', 'proj_cmb', 'corr_stem', 'corr_feature_att',
                      'cost_agg', 'classifier', 'cnet', 'cam', 'sam', 'update_block',
                      'spx_2_gru', 'spx_gru')
-TOP_LEVEL_DEAD = ('context_zqr_convs',)
-# NAS block -> the code-default modules it replaces (dead when the block exists).
-HOURGLASS_REPLACES = {
-    'post32_to_16': ('conv3_up', 'agg_0', 'feature_att_up_16'),
-    'post16_to_8': ('conv2_up', 'agg_1', 'feature_att_up_8'),
-    'post8_to_4': ('conv_patch', 'atts', 'conv_out'),
-}
-
-
-# ---- manifest access helpers ---------------------------------------------------------
-
-def _child(node, name, path, required=True):
-    child = node['children'].get(name)
-    if child is None and name in node['attrs']:
-        attr = node['attrs'][name]
-        child = attr.get('module') if isinstance(attr, dict) else None
-    if child is None and required:
-        raise CheckpointError(f'{node["class"]} at {path or "root"} lacks sub-module {name!r}: '
-                              'the checkpoint layout is incomplete or unsupported')
-    return child
 
 
 def _build_child(node, name, path, required=True):
-    child = _child(node, name, path, required)
-    return None if child is None else build_module(child, _join(path, name))
-
-
-def _join(path, name):
-    return f'{path}.{name}' if path else name
-
-
-def _attr(node, name, default=None):
-    return node['attrs'].get(name, default)
-
-
-def _param_shape(node, name, path, required=True):
-    shape = node['params'].get(name)
-    if shape is None and required:
-        raise CheckpointError(f'{node["class"]} at {path} has no {name!r} parameter')
-    return shape
+    child = child_node(node, name, path, required)
+    return None if child is None else build_module(child, join_path(path, name))
 
 
 def _zeros(shape):
     return None if shape is None else torch.zeros(shape)
-
-
-def _tuple(value):
-    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 # ---- torch.nn leaves ---------------------------------------------------------------
@@ -87,25 +50,25 @@ _CONV_CLASSES = {'Conv2d': nn.Conv2d, 'Conv3d': nn.Conv3d,
 
 
 def _build_conv(node, path):
-    weight = _param_shape(node, 'weight', path)
+    weight = param_shape(node, 'weight', path)
     transposed = node['class'].startswith('ConvTranspose')
-    groups = int(_attr(node, 'groups', 1))
+    groups = int(node_attr(node, 'groups', 1))
     if transposed:
         in_channels, out_channels = weight[0], weight[1] * groups
     else:
         out_channels, in_channels = weight[0], weight[1] * groups
     for name, from_weight in (('in_channels', in_channels), ('out_channels', out_channels)):
-        if _attr(node, name, from_weight) != from_weight:
-            raise CheckpointError(f'{path}: {name} {_attr(node, name)} disagrees with weight '
+        if node_attr(node, name, from_weight) != from_weight:
+            raise CheckpointError(f'{path}: {name} {node_attr(node, name)} disagrees with weight '
                                   f'shape {weight}: the checkpoint is inconsistent')
-    kwargs = dict(kernel_size=tuple(weight[2:]), stride=_tuple(_attr(node, 'stride', 1)),
-                  padding=_tuple(_attr(node, 'padding', 0)),
-                  dilation=_tuple(_attr(node, 'dilation', 1)), groups=groups,
+    kwargs = dict(kernel_size=tuple(weight[2:]), stride=as_tuple(node_attr(node, 'stride', 1)),
+                  padding=as_tuple(node_attr(node, 'padding', 0)),
+                  dilation=as_tuple(node_attr(node, 'dilation', 1)), groups=groups,
                   bias=node['params'].get('bias') is not None)
     if transposed:
-        kwargs['output_padding'] = _tuple(_attr(node, 'output_padding', 0))
+        kwargs['output_padding'] = as_tuple(node_attr(node, 'output_padding', 0))
     else:
-        kwargs['padding_mode'] = _attr(node, 'padding_mode', 'zeros')
+        kwargs['padding_mode'] = node_attr(node, 'padding_mode', 'zeros')
     return _CONV_CLASSES[node['class']](in_channels, out_channels, **kwargs)
 
 
@@ -120,23 +83,23 @@ def _num_features(node, path):
 
 def _build_batch_norm(node, path):
     return blocks.EvalBatchNorm(
-        _num_features(node, path), eps=float(_attr(node, 'eps', 1e-5)),
-        momentum=_attr(node, 'momentum', 0.1),
+        _num_features(node, path), eps=float(node_attr(node, 'eps', 1e-5)),
+        momentum=node_attr(node, 'momentum', 0.1),
         affine=node['params'].get('weight') is not None,
         track_running_stats=node['buffers'].get('running_mean') is not None)
 
 
 def _build_instance_norm(node, path):
     cls = nn.InstanceNorm3d if node['class'].endswith('3d') else nn.InstanceNorm2d
-    return cls(_num_features(node, path), eps=float(_attr(node, 'eps', 1e-5)),
-               momentum=_attr(node, 'momentum', 0.1),
+    return cls(_num_features(node, path), eps=float(node_attr(node, 'eps', 1e-5)),
+               momentum=node_attr(node, 'momentum', 0.1),
                affine=node['params'].get('weight') is not None,
                track_running_stats=node['buffers'].get('running_mean') is not None)
 
 
 def _layer_norm_args(node, path):
-    shape = _attr(node, 'normalized_shape') or _param_shape(node, 'weight', path)
-    return dict(normalized_shape=tuple(shape), eps=float(_attr(node, 'eps', 1e-5)),
+    shape = node_attr(node, 'normalized_shape') or param_shape(node, 'weight', path)
+    return dict(normalized_shape=tuple(shape), eps=float(node_attr(node, 'eps', 1e-5)),
                 elementwise_affine=node['params'].get('weight') is not None,
                 bias=node['params'].get('bias') is not None)
 
@@ -150,21 +113,21 @@ def _build_layer_norm_2d(node, path):
 
 
 def _build_linear(node, path):
-    weight = _param_shape(node, 'weight', path)
+    weight = param_shape(node, 'weight', path)
     return nn.Linear(weight[1], weight[0], bias=node['params'].get('bias') is not None)
 
 
 def _build_upsample(node, path):
-    scale = _attr(node, 'scale_factor')
-    return blocks.Resample(size=_tuple(_attr(node, 'size')),
-                           scale_factor=_tuple(scale), mode=_attr(node, 'mode', 'nearest'),
-                           align_corners=_attr(node, 'align_corners'),
-                           recompute_scale_factor=_attr(node, 'recompute_scale_factor'))
+    scale = node_attr(node, 'scale_factor')
+    return blocks.Resample(size=as_tuple(node_attr(node, 'size')),
+                           scale_factor=as_tuple(scale), mode=node_attr(node, 'mode', 'nearest'),
+                           align_corners=node_attr(node, 'align_corners'),
+                           recompute_scale_factor=node_attr(node, 'recompute_scale_factor'))
 
 
 def _ordered_children(node, path):
     return collections.OrderedDict(
-        (name, build_module(child, _join(path, name)))
+        (name, build_module(child, join_path(path, name)))
         for name, child in node['children'].items() if child is not None)
 
 
@@ -190,10 +153,10 @@ _SIMPLE_LEAVES = {
     'ReLU': lambda node, path: nn.ReLU(),
     'Sigmoid': lambda node, path: nn.Sigmoid(),
     'Tanh': lambda node, path: nn.Tanh(),
-    'LeakyReLU': lambda node, path: nn.LeakyReLU(float(_attr(node, 'negative_slope', 0.01))),
-    'GELU': lambda node, path: nn.GELU(approximate=_attr(node, 'approximate', 'none')),
-    'AdaptiveAvgPool2d': lambda node, path: nn.AdaptiveAvgPool2d(_tuple(_attr(node, 'output_size', 1))),
-    'AdaptiveMaxPool2d': lambda node, path: nn.AdaptiveMaxPool2d(_tuple(_attr(node, 'output_size', 1))),
+    'LeakyReLU': lambda node, path: nn.LeakyReLU(float(node_attr(node, 'negative_slope', 0.01))),
+    'GELU': lambda node, path: nn.GELU(approximate=node_attr(node, 'approximate', 'none')),
+    'AdaptiveAvgPool2d': lambda node, path: nn.AdaptiveAvgPool2d(as_tuple(node_attr(node, 'output_size', 1))),
+    'AdaptiveMaxPool2d': lambda node, path: nn.AdaptiveMaxPool2d(as_tuple(node_attr(node, 'output_size', 1))),
 }
 
 
@@ -203,20 +166,20 @@ def _activation(node, path):
     """`relu` is a child module in some pickles and a bool attribute in others."""
     child = node['children'].get('relu')
     if child is not None:
-        return build_module(child, _join(path, 'relu'))
-    return blocks.activation_from_flag(bool(_attr(node, 'relu', True)))
+        return build_module(child, join_path(path, 'relu'))
+    return blocks.activation_from_flag(bool(node_attr(node, 'relu', True)))
 
 
 def _build_basic_conv(node, path):
     bn = _build_child(node, 'bn', path, required=False) or nn.Identity()
     return blocks.BasicConv(_build_child(node, 'conv', path), bn, _activation(node, path),
-                            use_bn=_attr(node, 'use_bn', True))
+                            use_bn=node_attr(node, 'use_bn', True))
 
 
 def _build_basic_conv_in(node, path):
     norm = _build_child(node, 'IN', path, required=False) or nn.Identity()
     return blocks.BasicConvIN(_build_child(node, 'conv', path), norm, _activation(node, path),
-                              use_in=_attr(node, 'use_in', True))
+                              use_in=node_attr(node, 'use_in', True))
 
 
 def _build_reduced_conv(node, path):
@@ -241,17 +204,17 @@ def _build_forward_helper(node, path):
 
 def _build_post_forward_helper(node, path):
     return blocks.MergeUpsampled(_build_child(node, 'upsample', path),
-                                 _build_child(node, 'out', path), _attr(node, 'op'))
+                                 _build_child(node, 'out', path), node_attr(node, 'op'))
 
 
 def _build_paired_conv(node, path):
     return blocks.PairedConv(_build_child(node, 'conv1', path), _build_child(node, 'conv2', path),
-                             concat=_attr(node, 'concat', True))
+                             concat=node_attr(node, 'concat', True))
 
 
 def _build_disparity_attention(node, path):
     table = _build_child(node, 'pos_embed0', path)
-    table.resize = bool(_attr(node, 'resize_embed', False))
+    table.resize = bool(node_attr(node, 'resize_embed', False))
     return blocks.DisparityAttention(_build_child(node, 'sa', path), table)
 
 
@@ -271,7 +234,7 @@ def _build_attention_layer(node, path):
 def _build_heads_attention(node, path):
     projections = [_build_child(node, name, path)
                    for name in ('q_proj', 'k_proj', 'v_proj', 'out_proj')]
-    num_heads = int(_attr(node, 'num_heads'))
+    num_heads = int(node_attr(node, 'num_heads'))
     if projections[0].out_features % num_heads:
         raise CheckpointError(f'{path}: width {projections[0].out_features} not divisible '
                               f'by {num_heads} heads')
@@ -316,11 +279,11 @@ def _build_update_block(node, path):
 
 
 def _build_feature(node, path):
-    if _child(node, 'stem', path, required=False) is None:
+    if child_node(node, 'stem', path, required=False) is None:
         raise CheckpointError(f'{path}: backbone without `stem`/`stages` (forward_intermediates '
                               'variant) is not supported')
     extra = {name: _build_child(node, name, path) for name in ('conv8', 'conv16', 'conv32')
-             if _child(node, name, path, required=False) is not None}
+             if child_node(node, name, path, required=False) is not None}
     return FeatureExtractor(*(_build_child(node, name, path) for name in
                               ('stem', 'stages', 'deconv32_16', 'deconv16_8', 'deconv8_4', 'conv4')),
                             extra=extra)
@@ -335,7 +298,7 @@ def _build_hourglass(node, path):
     dead = hourglass_dead_modules(node)
     for name, child in node['children'].items():
         if child is not None and name not in dead:
-            modules[name] = build_module(child, _join(path, name))
+            modules[name] = build_module(child, join_path(path, name))
     for name in ('conv1', 'conv2', 'conv3', 'feature_att_8', 'feature_att_16',
                  'feature_att_32', 'conv1_up'):
         if name not in modules:
@@ -360,7 +323,7 @@ def _build_conv_block(node, path):
     return edgenext.ConvBlock(_build_child(node, 'conv_dw', path), _build_child(node, 'norm', path),
                               _build_child(node, 'mlp', path),
                               gamma=_zeros(node['params'].get('gamma')),
-                              shortcut_after_dw=_attr(node, 'shortcut_after_dw', False))
+                              shortcut_after_dw=node_attr(node, 'shortcut_after_dw', False))
 
 
 def _build_split_transpose(node, path):
@@ -375,13 +338,13 @@ def _build_split_transpose(node, path):
 def _build_xca(node, path):
     return edgenext.CrossCovarianceAttention(
         _build_child(node, 'qkv', path), _build_child(node, 'proj', path),
-        torch.zeros(_param_shape(node, 'temperature', path)), num_heads=_attr(node, 'num_heads'))
+        torch.zeros(param_shape(node, 'temperature', path)), num_heads=node_attr(node, 'num_heads'))
 
 
 def _build_fourier(node, path):
     return edgenext.FourierPositionalEncoding(
-        _build_child(node, 'token_projection', path), hidden_dim=_attr(node, 'hidden_dim', 32),
-        temperature=_attr(node, 'temperature', 10000.0), scale=_attr(node, 'scale', 2 * math.pi))
+        _build_child(node, 'token_projection', path), hidden_dim=node_attr(node, 'hidden_dim', 32),
+        temperature=node_attr(node, 'temperature', 10000.0), scale=node_attr(node, 'scale', 2 * math.pi))
 
 
 _BUILDERS = {
@@ -424,97 +387,6 @@ def build_module(node, path=''):
         raise CheckpointError(f'unsupported block {node["class"]} ({node.get("global")}) at '
                               f'{path or "root"}: this loader knows {len(_BUILDERS)} block types')
     return builder(node, path)
-
-
-# ---- dead modules ------------------------------------------------------------------
-
-def hourglass_dead_modules(node):
-    """Code-default hourglass modules made dead by the NAS `post*` blocks present."""
-    dead = set()
-    for block, replaced in HOURGLASS_REPLACES.items():
-        if node['children'].get(block) is not None:
-            dead.update(replaced)
-    return dead
-
-
-def dead_module_paths(manifest):
-    """Dotted paths of stored modules the forward pass never uses."""
-    paths = [name for name in TOP_LEVEL_DEAD if manifest['children'].get(name) is not None]
-    hourglass = manifest['children'].get('cost_agg')
-    if hourglass is not None:
-        paths += [f'cost_agg.{name}' for name in sorted(hourglass_dead_modules(hourglass))
-                  if hourglass['children'].get(name) is not None]
-    return paths
-
-
-def dead_state_keys(manifest, state_dict):
-    """Keys of `state_dict` that belong to dead modules or to the `dx` constant."""
-    prefixes = tuple(f'{path}.' for path in dead_module_paths(manifest))
-    return [key for key in state_dict if key.startswith(prefixes) or key == 'dx']
-
-
-# ---- disparity range ---------------------------------------------------------------
-
-def _disparity_scale(node, scale, tables):
-    """Propagate the disparity-axis scale through `node`; record attention tables.
-
-    Returns the output scale relative to the 1/4-resolution volume (D = max_disp/4).
-    """
-    cls = node['class']
-    if cls == 'CostVolumeDisparityAttention':
-        pe = node['children']['pos_embed0']['tensors']['pe']
-        tables.append((pe[1], scale, bool(_attr(node, 'resize_embed', False))))
-        return scale
-    if cls == 'Conv3d':
-        return scale / _tuple(_attr(node, 'stride', (1,)))[0]
-    if cls == 'ConvTranspose3d':
-        return scale * _tuple(_attr(node, 'stride', (1,)))[0]
-    if cls == 'Upsample':
-        factor = _attr(node, 'scale_factor')
-        factor = factor[0] if isinstance(factor, (list, tuple)) else factor
-        return scale * float(factor) if factor else scale
-    if cls in ('FeatureAtt',):
-        return scale  # gates from 2-D image features; disparity untouched
-    if cls == 'PostForwardHelper':
-        raise CheckpointError('PostForwardHelper must be walked by the hourglass walker')
-    for child in node['children'].values():
-        if child is not None:
-            scale = _disparity_scale(child, scale, tables)
-    return scale
-
-
-def _hourglass_scales(hourglass, tables):
-    modules = hourglass['children']
-    walk = lambda name, scale: (_disparity_scale(modules[name], scale, tables)
-                                if modules.get(name) is not None else scale)
-    s1 = walk('feature_att_8', walk('conv1', 1.0))
-    s2 = walk('feature_att_16', walk('conv2', s1))
-    s3 = walk('feature_att_32', walk('conv3', s2))
-    if modules.get('post32_to_16') is not None:   # coarse = conv3, skip = conv2
-        _disparity_scale(modules['post32_to_16']['children']['upsample'], s3, tables)
-        s2 = _disparity_scale(modules['post32_to_16']['children']['out'], s2, tables)
-    if modules.get('post16_to_8') is not None:    # coarse = conv2, skip = conv1
-        _disparity_scale(modules['post16_to_8']['children']['upsample'], s2, tables)
-        s1 = _disparity_scale(modules['post16_to_8']['children']['out'], s1, tables)
-    up = walk('conv1_up', s1)
-    if modules.get('post8_to_4') is not None:
-        _disparity_scale(modules['post8_to_4']['children']['upsample'], up, tables)
-        _disparity_scale(modules['post8_to_4']['children']['out'], 1.0, tables)
-    elif modules.get('atts') is not None:
-        _disparity_scale(modules['atts'], walk('conv_patch', 1.0), tables)
-
-
-def max_disparity_limit(manifest):
-    """Largest max_disp (multiple of 32) the positional tables allow; None = unbounded."""
-    tables = []
-    for name in ('corr_stem', 'corr_feature_att', 'classifier'):
-        if manifest['children'].get(name) is not None:
-            _disparity_scale(manifest['children'][name], 1.0, tables)
-    if manifest['children'].get('cost_agg') is not None:
-        _hourglass_scales(manifest['children']['cost_agg'], tables)
-    limits = [int(4 * length / scale) // DISPARITY_MULTIPLE * DISPARITY_MULTIPLE
-              for length, scale, resizable in tables if not resizable]
-    return min(limits) if limits else None
 
 
 # ---- top level ---------------------------------------------------------------------

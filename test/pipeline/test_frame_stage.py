@@ -1,0 +1,98 @@
+"""FrameStage on arrays: the per-frame stage of node, bags, pairs and demo (real SGBM, no ROS)."""
+import math
+
+import numpy as np
+import pytest
+
+from fast_foundation_stereo_ros.backends import create_backend
+from fast_foundation_stereo_ros.errors import ConfigError
+from fast_foundation_stereo_ros.geometry.stereo import CloudLayout
+from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
+from fast_foundation_stereo_ros.pipeline.frame_stage import (BadFrame, FrameOptions, FrameStage, OutputRequest,
+                                                             reported_stages)
+from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
+
+EVERYTHING = OutputRequest(disparity=True, disparity_color=True, depth=True, depth_mm=True, points=True)
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene('mixed', 160, 120, seed=2)
+
+
+def stage(**options):
+    return FrameStage(StereoPipeline(create_backend('sgbm', max_disp=64)), FrameOptions(**options))
+
+
+def test_outputs_follow_the_node_conventions(scene):
+    arrays = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
+    camera = scene.camera
+    valid = np.isfinite(arrays.disparity)
+    assert valid.mean() > 0.8 and (arrays.disparity[valid] > 0).all()
+    np.testing.assert_allclose(arrays.depth[valid], camera.focal_baseline / arrays.disparity[valid], rtol=1e-6)
+    assert np.isnan(arrays.depth[~valid]).all()
+    np.testing.assert_array_equal(arrays.depth_mm[~valid], 0)
+    np.testing.assert_allclose(arrays.depth_mm[valid], np.rint(arrays.depth[valid] * 1000), atol=0.5)
+    assert arrays.disparity_range == (0.0, 64.0) and arrays.delta_d == pytest.approx(1 / 16)
+    assert arrays.colour.shape == (120, 160, 3) and arrays.colour.dtype == np.uint8
+    assert arrays.points.shape == (120, 160, 32) and arrays.layout == CloudLayout.for_options(True, False)
+    np.testing.assert_array_equal(arrays.xyz[..., 2], arrays.depth)
+    np.testing.assert_array_equal(arrays.point_colours, scene.left)
+    assert set(reported_stages(arrays.timings)) == {'convert', 'infer', 'geometry'}
+
+
+def test_depth_range_decimation_and_colour_options(scene):
+    full = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
+    low, high = np.nanpercentile(full.depth, [20, 80])
+    arrays = stage(min_depth=low, max_depth=high, point_cloud_decimation=3, use_color=False,
+                   avoid_point_cloud_padding=True).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera,
+                                                            EVERYTHING)
+    kept = (full.depth >= low) & (full.depth <= high)
+    np.testing.assert_array_equal(arrays.depth[kept], full.depth[kept])
+    assert np.isnan(arrays.depth[~kept]).all() and (arrays.depth_mm[~kept] == 0).all()
+    np.testing.assert_array_equal(arrays.disparity, full.disparity)   # the range limits depth, not disparity
+    assert arrays.points.shape == (40, 54, 12) and arrays.point_colours is None
+    np.testing.assert_array_equal(arrays.xyz[..., 2], arrays.depth[::3, ::3])
+    decimated = scene.camera.decimated(3)
+    u = np.arange(54, dtype=np.float32)[None, :]
+    np.testing.assert_allclose(arrays.xyz[..., 0], (u - decimated.cx) * arrays.depth[::3, ::3] / decimated.fx,
+                               rtol=1e-6, equal_nan=True)
+
+
+def test_buffers_are_reused_frame_after_frame(scene):
+    frame_stage = stage()
+    first = frame_stage.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
+    kept = {name: getattr(first, name) for name in ('disparity', 'depth', 'depth_mm', 'points')}
+    second = frame_stage.compute(scene.right, 'rgb8', scene.left, 'rgb8', scene.camera, EVERYTHING)
+    for name, array in kept.items():
+        assert getattr(second, name) is array, name      # same memory: no allocation per frame
+
+
+def test_without_a_camera_only_the_raw_disparity(scene):
+    arrays = stage().compute(scene.left, 'bgr8', scene.right, 'bgr8', None, OutputRequest(disparity=True))
+    assert arrays.depth is None and arrays.points is None and arrays.camera is None
+    assert np.isfinite(arrays.disparity).mean() > 0.5
+    with pytest.raises(ValueError, match='without the camera'):
+        stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', None, OutputRequest(depth=True))
+
+
+def test_bad_input_is_one_frame_with_a_cause(scene):
+    with pytest.raises(BadFrame) as error:
+        stage().compute(scene.left, 'yuv422', scene.right, 'rgb8', scene.camera)
+    assert error.value.cause == 'encoding' and 'left image' in str(error.value)
+    with pytest.raises(BadFrame) as error:
+        stage().compute(scene.left, 'rgb8', scene.right[:60], 'rgb8', scene.camera)
+    assert error.value.cause == 'size_mismatch' and '160x120 vs 160x60' in str(error.value)
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'min_depth': -1.0}, r'min_depth = -1.0 is invalid; allowed: >= 0 \(metres\)'),
+    ({'min_depth': 2.0, 'max_depth': 1.0}, r'max_depth = 1.0 is invalid; allowed: 0 \(no limit\) or > min_depth \(2.0\)'),
+    ({'point_cloud_decimation': 0}, 'point_cloud_decimation = 0 is invalid; allowed: an integer in 1..16'),
+    ({'point_cloud_decimation': 17}, 'point_cloud_decimation = 17 is invalid'),
+    ({'point_cloud_decimation': 2.5}, 'point_cloud_decimation = 2.5 is invalid'),
+])
+def test_options_are_checked_once_for_every_tool(options, message):
+    with pytest.raises(ConfigError, match=message):
+        FrameOptions(**options)
+    assert FrameOptions(max_depth=math.inf).depth_range == (0.0, math.inf)
