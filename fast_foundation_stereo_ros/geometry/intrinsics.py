@@ -211,8 +211,11 @@ def camera_from_infos(left_info, right_info, width=None, height=None, source='ca
     images are `width`x`height` (default: the left info's size). Checks, in
     order: each info describes images of that size, P is filled in, no
     binning or ROI (the images must be full rectified frames), the right P[3]
-    carries the baseline; StereoCamera.from_projections then checks the focal
-    lengths and the baseline sign. `source` names the infos in errors.
+    every P and K entry finite, positive focal lengths, principal points
+    inside the image; StereoCamera.from_projections then checks the focal
+    lengths agree and the baseline sign. A right P[3] of 0 gives a camera
+    with baseline 0 (disparity only, `has_depth` False). `k` (9 numbers) is
+    optional. `source` names the infos in errors.
     """
     if width is None:
         width, height = left_info['width'], left_info['height']
@@ -222,20 +225,38 @@ def camera_from_infos(left_info, right_info, width=None, height=None, source='ca
                 f"{source}: {side} camera_info is for {info['width']}x{info['height']} images but the images "
                 f'are {width}x{height}: use the camera_info of the rectified stream (after any resize/crop), '
                 'the two infos of one rectified pair')
-        if not np.any(np.asarray(info['p'], dtype=np.float64)):
+        projection = np.asarray(info['p'], dtype=np.float64)
+        if not np.any(projection):
             raise InputError(f'{source}: {side} camera_info has an all-zero projection matrix P: the camera is '
                              'not calibrated; run camera_calibration and publish rectified camera_info')
+        for name in ('p', 'k'):
+            values = np.asarray(info.get(name, ()), dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise InputError(f'{source}: {side} camera_info {name.upper()} holds a non-finite value '
+                                 f'({_first_non_finite(values)}): publish a calibration whose matrices are '
+                                 'finite numbers')
+        if not (projection[0] > 0 and projection[5] > 0):
+            raise InputError(f'{source}: {side} camera_info P has focal lengths fx={projection[0]:g}, '
+                             f'fy={projection[5]:g}: both must be positive; publish the rectified calibration')
+        cx, cy = projection[2], projection[6]
+        if not (0 <= cx < width and 0 <= cy < height):
+            raise InputError(f'{source}: {side} camera_info principal point ({cx:g}, {cy:g}) lies outside the '
+                             f'{width}x{height} image: the info belongs to another resolution or P is wrong; '
+                             'publish the camera_info of the rectified images')
         if info.get('binning_x', 0) > 1 or info.get('binning_y', 0) > 1 or _has_roi(info):
             raise InputError(f'{source}: {side} camera_info uses binning or an ROI: give full-frame '
                              'rectified images with matching camera_info')
-    if float(right_info['p'][3]) == 0:
-        raise InputError(f'{source}: right camera_info has P[3] = 0, so the baseline is zero (stereo baseline '
-                         'must be positive): the right info must carry P[3] = -fx * baseline; check that the '
-                         'info topics are not swapped')
+    # right P[3] = 0 (Tx = 0, as stereo_image_proc's own disparity test publishes) gives a camera without
+    # a baseline: the disparity is still computed, depth and points are not (StereoCamera.has_depth)
     try:
         return StereoCamera.from_projections(left_info['p'], right_info['p'], width, height)
     except InputError as exc:
         raise InputError(f'{source}: {exc}') from None
+
+
+def _first_non_finite(values):
+    index = int(np.flatnonzero(~np.isfinite(values))[0])
+    return f'entry {index} is {values[index]}'
 
 
 def _has_roi(info):

@@ -130,7 +130,9 @@ class StereoNode(Node):
     def _input_callback(self, topic):
         def callback(message):
             self.statistics.add(f'in.{topic}')
-            matched = self.synchronizer.add(topic, stamp_to_ns(message.header.stamp), message)
+            stamp = stamp_to_ns(message.header.stamp)
+            self.statistics.record_stamp(topic, stamp)
+            matched = self.synchronizer.add(topic, stamp, message)
             if matched is None:
                 return
             self.statistics.add('sets')
@@ -188,6 +190,10 @@ class StereoNode(Node):
             self._bad_input_log('backend_error', f'backend failed, frame skipped: {exc}')
             return
         self.statistics.add('inferences')
+        self.statistics.record_top_of_range(result.top_of_range.share, result.top_of_range.suggested_max_disp)
+        if result.no_baseline:
+            self._bad_input_log('no_baseline', 'camera_info has a zero baseline (right P[3] = 0): publishing '
+                                'the disparity only; depth and points need the right P[3] = -fx * baseline')
         self._publish(result, matched.stamp_ns)
 
     def _requested_outputs(self):
