@@ -26,12 +26,9 @@ def split_padding(extra):
 OPSET = 17
 #: largest |ONNX Runtime - PyTorch| disparity an fp32 export may show, in pixels
 EXPORT_TOLERANCE_PX = 0.05
-#: what `resolve_device` maps: CUDA when torch sees a GPU, else the CPU
+#: the one default device of node, CLI and Python API: `resolve_device` maps it to CUDA when torch sees a
+#: GPU, else the CPU (and the chosen device is logged)
 DEVICE = 'auto'
-#: the device the CLI commands and the Python API use when none is named
-CLI_DEVICE = 'cpu'
-#: the node's `device` parameter default (a robot is expected to have a GPU)
-NODE_DEVICE = 'cuda'
 #: SGBM's `max_disp` must be a multiple of this (OpenCV's numDisparities rule)
 SGBM_DISPARITY_MULTIPLE = 16
 

@@ -30,12 +30,13 @@ def register(subparsers):
                         help=f'largest disparity searched, multiple of 32 (default {defaults.MAX_DISP})')
     parser.add_argument('--valid-iters', type=int, default=None,
                         help=f'GRU refinement iterations, >= 1 (default {defaults.VALID_ITERS})')
-    parser.add_argument('--device', default=defaults.CLI_DEVICE, choices=('cpu', 'cuda'))
+    parser.add_argument('--device', default=defaults.DEVICE, choices=('auto', 'cpu', 'cuda'),
+                        help='auto (default): CUDA when available, else the CPU')
     parser.add_argument('--output', required=True, help='disparity file: .npy, .pfm or .png')
     parser.set_defaults(func=run)
 
 
-def load_predictor(model_path, device=defaults.CLI_DEVICE):
+def load_predictor(model_path, device=defaults.DEVICE):
     """StereoModel for checkpoints / native directories (max_disp and iterations per call),
     PipelinePredictor for graphs, engines and SGBM; both offer `predict(left, right, valid_iters, max_disp)`."""
     if backend_kind(model_path) == 'pytorch':

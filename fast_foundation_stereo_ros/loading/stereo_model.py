@@ -17,6 +17,7 @@ from ..network.blocks import DisparityPositionTable
 
 
 def _resolve_device(device):
+    device = defaults.resolve_device(device)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -38,7 +39,7 @@ def read_model_source(path):
     return read_checkpoint(path)
 
 
-def load_model(path: 'str | os.PathLike', device: str = defaults.CLI_DEVICE,
+def load_model(path: 'str | os.PathLike', device: str = defaults.DEVICE,
                mixed_precision: bool = None) -> 'StereoModel':
     """Load a checkpoint or native directory into a ready `StereoModel`.
 

@@ -63,7 +63,8 @@ PARAMETERS = (
     ParameterSpec('model', '', "Model file: .engine/.plan (TensorRT), .onnx (ONNX Runtime), .pth or a "
                   "model directory (PyTorch); '' or 'sgbm' = classical OpenCV SGBM, no weights"),
     ParameterSpec('backend', 'auto', "Backend; 'auto' chooses from the model path", choices=BACKEND_NAMES),
-    ParameterSpec('device', defaults.NODE_DEVICE, "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
+    ParameterSpec('device', defaults.DEVICE, "Device for PyTorch / ONNX Runtime: 'auto' (CUDA when available, else the CPU; the "
+                  "choice is logged), 'cuda', 'cuda:1', 'cpu'"),
     ParameterSpec('scale', 1.0, 'Image scale before inference for backends of any input size (0 < scale <= 1); '
                   'disparity is mapped back to camera resolution', bounds=(0.0, 1.0)),
     ParameterSpec('fit_mode', 'letterbox', 'How camera images meet a fixed network input size',
@@ -227,3 +228,10 @@ def _reject(name, value, allowed):
 def _rclpy_reason(exc, name):
     reason = str(exc).split('Reason: ', 1)[-1]
     return reason[:-len(name) - 2] if reason.endswith(f': {name}') else reason
+
+
+def explicit_network_settings(config):
+    """{'max_disp', 'valid_iters'}: the value where the user changed it from the default, else None (so an
+    ONNX graph or engine with other baked values is refused only for settings the user asked for)."""
+    return {key: value if value != SPECS[key].default else None
+            for key, value in (('max_disp', config.max_disp), ('valid_iters', config.valid_iters))}

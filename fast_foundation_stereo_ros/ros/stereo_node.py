@@ -33,16 +33,19 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
+from .. import defaults
 from ..backends import backend_kind, create_backend
-from ..errors import FFSError
+from ..errors import ConfigError, FFSError
 from ..pipeline.frame_stage import BackendFailure, BadFrame, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.latest_slot import LatestSlot
+from ..pipeline.predictor import check_baked_settings
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
 from .messages import RclpyMessageFactory, stamp_to_ns
-from .parameters import declare_parameters
+from .parameters import declare_parameters, explicit_network_settings
 from .qos import describe_qos, make_qos
+from .usage import usage_text, wants_help
 
 NODE_NAME = 'fast_foundation_stereo'
 INPUT_TOPICS = ('left/image_rect', 'right/image_rect', 'left/camera_info', 'right/camera_info')
@@ -89,8 +92,18 @@ class StereoNode(Node):
                 "model '%s' selects the classical OpenCV SGBM matcher (no network weights, CPU): set "
                 "parameter 'model' to a .engine, .onnx or .pth file to run Fast-FoundationStereo"
                 % config.model)
-        backend = create_backend(config.model, config.backend, config.device, config.max_disp,
+        device = defaults.resolve_device(config.device)
+        if kind in ('pytorch', 'onnxruntime'):
+            self.get_logger().info(f"device '{config.device}' -> {device}"
+                                   + (' (CUDA when available, else the CPU)' if config.device == 'auto' else ''))
+        backend = create_backend(config.model, config.backend, device, config.max_disp,
                                  config.valid_iters, cuda_graph=config.cuda_graph)
+        try:
+            check_baked_settings(backend, explicit_network_settings(config), config.model,
+                                 lambda key: f"remove parameter '{key}'")
+        except ConfigError:
+            backend.close()
+            raise
         if config.warmup:
             started = time.perf_counter()
             backend.warmup()
@@ -232,8 +245,18 @@ def _header_now(node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
+def _type_name(message_type):
+    return f"{message_type.__module__.split('.')[0]}/{message_type.__name__}"
+
+
 def main(args=None):
     """Console entry point `stereo_node`; returns the process exit status."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if wants_help(argv):
+        sys.stdout.write(usage_text(
+            NODE_NAME, [(topic, _type_name(kind)) for topic, kind in zip(INPUT_TOPICS, INPUT_TYPES)],
+            [(topic, _type_name(kind), parameter) for topic, kind, parameter in OUTPUTS.values()]))
+        return 0
     rclpy.init(args=args)
     try:
         node = StereoNode()

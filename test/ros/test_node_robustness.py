@@ -8,6 +8,7 @@ from stereo_msgs.msg import DisparityImage
 
 from fast_foundation_stereo_ros.ros.messages import array_to_image
 
+from ..export.helpers import EXPORT_ITERS, exported_fixture_onnx
 from .helpers import (NodeProcess, RosGraph, StereoSource, cached_scene, counter, diagnostic_values, float_image,
                       now_ns, stamp_ns, subscribe_diagnostics, unique_domain_id, wait_until)
 
@@ -200,3 +201,19 @@ def test_zero_baseline_still_gives_the_disparity_with_one_throttled_warning():
         log = node.output()
     assert len(re.findall(r'zero baseline', log)) == 1, log
     assert 'publishing the disparity only' in log and 'Traceback' not in log
+
+
+def test_settings_an_onnx_graph_cannot_honour_are_refused_as_the_cli_does(tmp_path_factory, fixture_dir):
+    """The graph bakes max_disp 192 and valid_iters 2: asking the node for others was silently ignored."""
+    onnx_path = exported_fixture_onnx(tmp_path_factory, fixture_dir)[0]
+    node = NodeProcess(unique_domain_id(), {'model': onnx_path, 'valid_iters': 5, 'warmup': False})
+    try:
+        assert node.wait_exit(60) == 2
+    finally:
+        node.stop()
+    log = node.output()
+    fatal = [line for line in log.splitlines() if 'FATAL' in line]
+    assert 'Traceback' not in log and len(fatal) == 1, log
+    assert f'was built with valid_iters {EXPORT_ITERS}, not 5' in fatal[0], log
+    assert "remove parameter 'valid_iters'" in fatal[0], log
+    assert "device 'auto' -> cpu (CUDA when available, else the CPU)" in log, log
