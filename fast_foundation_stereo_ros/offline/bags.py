@@ -54,6 +54,8 @@ class BagOptions:
     depth_mm: bool = False           # also write depth/image_mm
     disparity_color: bool = False    # also write disparity/color
     show_progress: bool = True
+    sync_tolerance_ns: int = 0       # 0 = equal stamps; else the largest stamp spread of one set
+    fail_fast: bool = False          # the first bad set ends the run (else it is skipped and named)
 
 
 #: output key -> (topic under the namespace, message type)
@@ -88,6 +90,7 @@ class BagSummary:
     unmatched: dict        # topic -> messages that found no partner
     output_bag: str
     mean_timings: dict
+    skipped: list = field(default_factory=list)   # [(left stamp ns, reason)] of sets that failed
 
 
 # ---------------------------------------------------------------- reading --
@@ -215,14 +218,19 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
                 outputs = {key: writer.add_connection(topic, OUTPUTS[key][1], typestore=typestore)
                            for key, topic in names.items()}
                 conversion = _Conversion(reader, writer, factory, processor, request, topics, stereo_topics,
-                                         f"bag '{bag_path}'")
+                                         f"bag '{bag_path}'", options)
                 conversion.run(copies, outputs, options.show_progress)
+            if conversion.frames == 0 and conversion.skipped:
+                raise InputError(f'all {len(conversion.skipped)} stereo set(s) failed, nothing written; the '
+                                 f'first: {conversion.skipped[0][1]}')
             if conversion.frames == 0:
                 raise InputError(f"bag '{bag_path}': no {' / '.join(stereo_topics)} messages share a header "
-                                 'stamp, so nothing was computed; record time-synchronised images and '
-                                 'camera_info (or pass --intrinsics to pair the images only)')
+                                 'stamp, so nothing was computed; pass --sync-tolerance SECONDS to pair '
+                                 'nearby stamps, record time-synchronised images and camera_info, or pass '
+                                 '--intrinsics to pair the images only')
     mean = {stage: seconds / conversion.frames for stage, seconds in conversion.timings.items()}
-    return BagSummary(conversion.frames, conversion.unmatched(), os.path.abspath(output_bag), mean)
+    return BagSummary(conversion.frames, conversion.unmatched(), os.path.abspath(output_bag), mean,
+                      conversion.skipped)
 
 
 def _check_inputs(reader, topics, names, camera, bag_path):
@@ -244,18 +252,21 @@ def _check_inputs(reader, topics, names, camera, bag_path):
 class _Conversion:
     """One pass over the input bag: copy everything, compute each complete stereo set."""
 
-    def __init__(self, reader, writer, factory, processor, request, topics, stereo_topics, source):
+    def __init__(self, reader, writer, factory, processor, request, topics, stereo_topics, source,
+                 options=BagOptions()):
         self.reader, self.writer, self.factory = reader, writer, factory
         self.processor, self.request = processor, request
         self.topics = topics
-        self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE)
+        self.fail_fast = options.fail_fast
+        self.skipped = []   # [(left stamp ns, reason)]
+        self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE, options.sync_tolerance_ns)
         self.received = dict.fromkeys(stereo_topics, 0)
         self.source = source
         self.frames = 0
         self.timings = {}
 
     def unmatched(self):
-        """Per input topic: messages that found no partner with the same stamp."""
+        """Per input topic: messages that found no partner (same stamp, or within the tolerance)."""
         return {topic: count - self.sync.emitted for topic, count in self.received.items()}
 
     def run(self, copies, outputs, show_progress):
@@ -282,7 +293,11 @@ class _Conversion:
         try:
             result = self.processor.process(frame, self.request)
         except BadFrame as exc:
-            raise InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}') from None
+            error = InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}')
+            if self.fail_fast:
+                raise error from None
+            self.skipped.append((stamp_ns(left_msg.header), str(error)))
+            return True
         # outputs carry the left image's bag time, like the inputs they come from
         for key, message in result.messages.items():
             self.writer.write(outputs[key], left_time, self.factory.serialize(message))

@@ -45,6 +45,7 @@ class OfflineOptions:
     write_depth_mm: bool = False  # also <stem>_depth_mm.png (16UC1 millimetres, 0 invalid)
     frame: FrameOptions = field(default_factory=FrameOptions)   # the node's geometry options
     show_progress: bool = True
+    fail_fast: bool = False       # the first bad pair ends the run (else it is skipped and named)
 
 
 # ----------------------------------------------------------------- inputs --
@@ -133,40 +134,62 @@ def write_pair_outputs(staged, stem, arrays, options):
 
 @dataclass
 class RunSummary:
-    pairs: int
+    pairs: int                    # pairs written
     files: list
     mean_timings: dict
+    skipped: list = field(default_factory=list)   # [(left image, reason)] of pairs that failed
 
 
 def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
-    """Process [(left_path, right_path)] into `output_dir`; returns a RunSummary."""
+    """Process [(left_path, right_path)] into `output_dir`; returns a RunSummary.
+
+    A pair that cannot be read or computed is skipped and named in the summary (with
+    `options.fail_fast` it ends the run, nothing written); bad intrinsics and I/O errors always end it.
+    When no pair succeeds the run fails and writes nothing.
+    """
     if options.disparity_format not in DISPARITY_FORMATS:
         raise InputError(f"disparity format must be one of {', '.join(DISPARITY_FORMATS)}, "
                          f"got '{options.disparity_format}'")
     stems = output_stems(pairs)
     stage = FrameStage(pipeline, options.frame)
-    camera, files, totals = None, [], {}
+    camera, camera_loaded, files, totals, skipped = None, False, [], {}, []
     with output_folder(output_dir) as staged, \
             ProgressBar(len(pairs), 'stereo pairs', enabled=options.show_progress) as progress:
-        for index, ((left_path, right_path), stem) in enumerate(zip(pairs, stems)):
-            left, left_encoding = read_image(left_path, 'left')
-            right, right_encoding = read_image(right_path, 'right')
-            _check_same_size(left, right, left_path, right_path)
-            if index == 0:
-                camera = load_camera(options, left.shape[1], left.shape[0])
-            elif camera is not None:
-                check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
+        for (left_path, right_path), stem in zip(pairs, stems):
             try:
+                left, left_encoding = read_image(left_path, 'left')
+                right, right_encoding = read_image(right_path, 'right')
+                _check_same_size(left, right, left_path, right_path)
+            except InputError as exc:
+                _skip(skipped, left_path, exc, options)
+                progress.update()
+                continue
+            if not camera_loaded:   # the intrinsics' size comes from the first readable pair
+                camera, camera_loaded = load_camera(options, left.shape[1], left.shape[0]), True
+            try:
+                if camera is not None:
+                    check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
                 arrays = stage.compute(left, left_encoding, right, right_encoding, camera,
                                        pair_request(options, camera))
-            except BadFrame as exc:
-                raise InputError(f"pair '{left_path}' + '{right_path}': {exc}") from None
+            except (BadFrame, InputError) as exc:
+                _skip(skipped, left_path, InputError(f"pair '{left_path}' + '{right_path}': {exc}"), options)
+                progress.update()
+                continue
             files += write_pair_outputs(staged, stem, arrays, options)
             for name, seconds in reported_stages(arrays.timings).items():
                 totals[name] = totals.get(name, 0.0) + seconds
             progress.update()
-    mean = {stage: seconds / len(pairs) for stage, seconds in totals.items()}
-    return RunSummary(len(pairs), files, mean)
+        if skipped and len(skipped) == len(pairs):
+            raise InputError(f'all {len(pairs)} pair(s) failed, nothing written; the first: {skipped[0][1]}')
+    done = len(pairs) - len(skipped)
+    mean = {stage: seconds / done for stage, seconds in totals.items()}
+    return RunSummary(done, files, mean, skipped)
+
+
+def _skip(skipped, left_path, error, options):
+    if options.fail_fast:
+        raise error
+    skipped.append((left_path, str(error)))
 
 
 def _check_same_size(left, right, left_path, right_path):

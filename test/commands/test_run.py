@@ -122,9 +122,41 @@ def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scen
     assert status == 0, stderr
     (out / 'a_disparity.pfm').write_bytes(b'old result')
     (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
-    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
-                  "cannot read right image", untouched=out)
+    # --fail-fast: the bad pair ends the run and nothing of the earlier output changes
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out, '--fail-fast'],
+                     "cannot read right image", untouched=out)
     assert (out / 'a_disparity.pfm').read_bytes() == b'old result'
+    # by default the bad pair is skipped and named; the good one is written; exit status 1
+    status, stdout, stderr = run_cli(capsys, 'run', '--left-dir', left_dir, '--right-dir', right_dir,
+                                     '--output', out, '--no-progress')
+    assert status == 1, stderr
+    assert 'processed 1 pair(s)' in stdout
+    assert 'skipped 1 of 2 pair(s)' in stderr and f"  {left_dir / 'b.png'}: " in stderr
+    assert "cannot read right image" in stderr and 'Traceback' not in stderr
+    assert (out / 'a_disparity.pfm').read_bytes() != b'old result'
+    assert not (out / 'b_disparity.pfm').exists()
+
+
+def test_one_truncated_png_among_five_pairs_keeps_the_other_four(tmp_path, capsys, scene):
+    left_dir, right_dir, out = tmp_path / 'L', tmp_path / 'R', tmp_path / 'out'
+    left_dir.mkdir(), right_dir.mkdir()
+    for index in range(5):
+        write_rgb(left_dir / f'{index}.png', scene.left)
+        write_rgb(right_dir / f'{index}.png', scene.right)
+    data = (left_dir / '2.png').read_bytes()
+    (left_dir / '2.png').write_bytes(data[:len(data) // 3])   # truncated
+    status, stdout, stderr = run_cli(capsys, 'run', '--left-dir', left_dir, '--right-dir', right_dir,
+                                     '--output', out, '--no-progress')
+    assert status == 1, stderr
+    assert 'processed 4 pair(s)' in stdout and 'skipped 1 of 5 pair(s)' in stderr
+    assert str(left_dir / '2.png') in stderr
+    assert sorted(name for name in os.listdir(out) if name.endswith('_disparity.pfm')) == \
+        [f'{index}_disparity.pfm' for index in (0, 1, 3, 4)]
+    # every pair bad: exit 2, one line, and no output folder left behind
+    (right_dir / '0.png').write_bytes(b'x')
+    expect_run_error(capsys, ['--left', left_dir / '2.png', '--right', right_dir / '0.png',
+                              '--output', tmp_path / 'none'], 'all 1 pair(s) failed, nothing written')
+    assert not (tmp_path / 'none').exists()
 
 
 def test_unreadable_image(tmp_path, capsys, pair):
