@@ -39,6 +39,9 @@ def register(subparsers):
     parser = subparsers.add_parser('doctor', help='what this machine can run, and how to install what is missing',
                                    description=__doc__.split('\n\n')[0])
     parser.add_argument('--json', action='store_true', help='print the checks as JSON')
+    parser.add_argument('--print-env', action='store_true',
+                        help='print the export lines of the Fast DDS profile and allocator settings, for '
+                             'eval "$(ffs-stereo doctor --print-env)" (needs no ros2 command)')
     parser.set_defaults(func=run)
 
 
@@ -202,6 +205,10 @@ def format_table(checks):
 
 
 def run(args):
+    if args.print_env:
+        from ..ros.environment import export_lines
+        print('\n'.join(export_lines()))
+        return 0
     checks = collect()
     if args.json:
         print(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))

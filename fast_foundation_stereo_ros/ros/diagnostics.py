@@ -41,7 +41,7 @@ TRANSPORT_RATE_SHARE = 0.75
 #: stamps needed before the stamps' rate is trusted
 MIN_STAMPS = 6
 #: the shipped profile that lets Fast DDS deliver large images (config/ of the package)
-TRANSPORT_FIX = ('large images lose fragments over UDP: set FASTRTPS_DEFAULT_PROFILES_FILE to the shipped '
+TRANSPORT_FIX = ('large images lose fragments over UDP: set FASTDDS_DEFAULT_PROFILES_FILE to the shipped '
                  'fastdds_large_messages.xml (eval "$(ffs-stereo doctor --print-env)"), or use shared memory or '
                  'compressed images')
 

@@ -42,6 +42,7 @@ from ..pipeline.predictor import check_baked_settings
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
+from .environment import describe_added, reexec_with_settings
 from .messages import RclpyMessageFactory, stamp_to_ns
 from .parameters import declare_parameters, explicit_network_settings
 from .qos import describe_qos, make_qos
@@ -257,7 +258,11 @@ def main(args=None):
             NODE_NAME, [(topic, _type_name(kind)) for topic, kind in zip(INPUT_TOPICS, INPUT_TYPES)],
             [(topic, _type_name(kind), parameter) for topic, kind, parameter in OUTPUTS.values()]))
         return 0
+    reexec_with_settings(argv)   # returns when the environment is already complete (or kept by choice)
     rclpy.init(args=args)
+    added = describe_added()
+    if added:
+        rclpy.logging.get_logger(NODE_NAME).info(added)
     try:
         node = StereoNode()
     except (FFSError, ImportError, OSError) as exc:

@@ -90,7 +90,7 @@ def test_input_far_below_the_stamps_rate_is_a_transport_problem_with_the_fix():
     level, message = report.health(delta, snapshot, rates)
     assert level == DiagnosticStatus.WARN
     assert 'receiving 4.0 Hz of a 10.0 Hz stream on left/image_rect' in message
-    assert 'FASTRTPS_DEFAULT_PROFILES_FILE' in message and 'fastdds_large_messages.xml' in message
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' in message and 'fastdds_large_messages.xml' in message
     assert snapshot.stamp_rates['left/image_rect'] == 10.0
     # every frame arriving is healthy
     full = NodeStatistics()
