@@ -63,6 +63,9 @@ def register(subparsers):
     geometry.add_argument('--no-color', action='store_true', help='point clouds without colour')
     geometry.add_argument('--avoid-point-cloud-padding', action='store_true',
                           help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
+    geometry.add_argument('--keep-out-of-view', action='store_true',
+                          help='keep disparities whose match x - d lies left of the right image (invalid by '
+                               'default, as the official demo\'s remove_invisible; node: invalidate_out_of_view)')
     geometry.add_argument('--depth-mm', action='store_true',
                           help='also 16-bit millimetre depth (0 invalid): <stem>_depth_mm.png / depth/image_mm')
 
@@ -81,7 +84,8 @@ def frame_options(args):
     """The node's geometry options from the command line (max_depth 0 = no limit, as in the node)."""
     return FrameOptions(use_color=not args.no_color, avoid_point_cloud_padding=args.avoid_point_cloud_padding,
                         min_depth=args.min_depth, max_depth=math.inf if args.max_depth == 0 else args.max_depth,
-                        point_cloud_decimation=args.point_cloud_decimation)
+                        point_cloud_decimation=args.point_cloud_decimation,
+                        invalidate_out_of_view=not args.keep_out_of_view)
 
 
 def run(args: argparse.Namespace) -> int:

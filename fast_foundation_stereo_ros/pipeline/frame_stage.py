@@ -115,6 +115,9 @@ class FrameOptions:
     min_depth: float = 0.0
     max_depth: float = float('inf')     # inf = no limit
     point_cloud_decimation: int = 1
+    # pixels whose match x - d lies left of the right image are invalid, as the official demo's
+    # remove_invisible (on by default there); SGBM never reports them anyway
+    invalidate_out_of_view: bool = True
 
     def __post_init__(self):
         if not self.min_depth >= 0:
@@ -226,6 +229,7 @@ class FrameStage:
         self._new_buffer = new_buffer
         self._buffers = {}        # output name -> buffer
         self._cloud_builder = None
+        self._columns = None      # 1 x W column indices (x) for the out-of-view test
 
     def buffer(self, name, shape=None, dtype=None):
         """The reusable buffer of one output (re-made when its size changes)."""
@@ -267,11 +271,13 @@ class FrameStage:
             np.copyto(disparity, raw, casting='same_kind')
             invalidate_disparity(disparity)
             _invalidate_above(disparity, self.pipeline.max_disparity)
+            self._invalidate_out_of_view(disparity, raw)
             watch.lap('correct')
             return FrameArrays(left_rgb, disparity, timings=watch.timings, top_of_range=top)
         correct_disparity(raw, camera, out=disparity)
         disparity_range = self.pipeline.searched_range(camera)
         _invalidate_above(disparity, disparity_range[1])
+        self._invalidate_out_of_view(disparity, raw)
         watch.lap('correct')
         arrays = FrameArrays(left_rgb, disparity, camera, disparity_range, self.pipeline.delta_d(camera),
                              timings=watch.timings, backend_disparity=raw, top_of_range=top)
@@ -293,6 +299,15 @@ class FrameStage:
                 arrays.layout = self.layout
                 watch.lap('cloud')
         return arrays
+
+    def _invalidate_out_of_view(self, disparity, raw):
+        """NaN where the raw match x - d < 0 lies outside the right image (options.invalidate_out_of_view)."""
+        if not self.options.invalidate_out_of_view:
+            return
+        width = raw.shape[1]
+        if self._columns is None or self._columns.shape[1] != width:
+            self._columns = np.arange(width, dtype=np.float32)[None, :]
+        np.copyto(disparity, np.float32(np.nan), where=raw > self._columns)
 
     def top_of_range(self, raw):
         """TopOfRange of the backend's disparity (camera pixels, before any check)."""

@@ -85,6 +85,8 @@ PARAMETERS = (
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
                   bounds=(1, MAX_DECIMATION)),
+    ParameterSpec('invalidate_out_of_view', True, 'Invalid disparity where the match x - d lies left of the '
+                  "right image (the official demo's remove_invisible; SGBM never reports those pixels)"),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
@@ -130,6 +132,7 @@ class NodeConfig:
     use_color: bool
     avoid_point_cloud_padding: bool
     point_cloud_decimation: int
+    invalidate_out_of_view: bool
     publish_disparity: bool
     publish_disparity_color: bool
     publish_depth: bool
@@ -157,7 +160,8 @@ class NodeConfig:
         """The per-frame stage's options (checked by FrameOptions, as for every tool)."""
         return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
                             min_depth=self.depth_range[0], max_depth=self.depth_range[1],
-                            point_cloud_decimation=self.point_cloud_decimation)
+                            point_cloud_decimation=self.point_cloud_decimation,
+                            invalidate_out_of_view=self.invalidate_out_of_view)
 
     @property
     def sync_tolerance_ns(self):

@@ -120,7 +120,9 @@ def test_disparity_beyond_the_searched_range_is_invalid_and_reported(scene):
     disparity = np.full((120, 160), 20.0, np.float32)
     disparity[:30] = 202.7            # a quarter of the image regressed past max_disp 192
     disparity[30:36] = 190.0          # at the top of the range (>= 97 % of 192), still valid
-    frame_stage = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)))
+    # (a 160-px-wide image: every match of 190 px lies left of the right image, so keep those here)
+    frame_stage = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)),
+                             FrameOptions(invalidate_out_of_view=False))
     arrays = frame_stage.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
     low, high = arrays.disparity_range
     assert high == 192.0 - scene.camera.cx_offset
@@ -141,3 +143,14 @@ def test_zero_baseline_gives_disparity_without_depth_or_points(scene):
     arrays = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', camera, EVERYTHING)
     assert np.isfinite(arrays.disparity).mean() > 0.8
     assert arrays.depth is None and arrays.depth_mm is None and arrays.points is None
+
+
+def test_matches_outside_the_right_image_are_invalid_unless_kept(scene):
+    """x - d < 0: the match lies left of the right image (the official demo's remove_invisible)."""
+    disparity = np.full((120, 160), 50.0, np.float32)
+    default = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)))
+    for camera in (scene.camera, None):
+        arrays = default.compute(scene.left, 'rgb8', scene.right, 'rgb8', camera)
+        assert np.isnan(arrays.disparity[:, :50]).all() and np.isfinite(arrays.disparity[:, 50:]).all()
+    kept = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)), FrameOptions(invalidate_out_of_view=False))
+    assert np.isfinite(kept.compute(scene.left, 'rgb8', scene.right, 'rgb8').disparity).all()

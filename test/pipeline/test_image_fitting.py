@@ -66,7 +66,8 @@ def test_run_command_gives_the_official_disparity(tmp_path, cropped_pair, offici
     cv2.imwrite(str(right), cropped_pair[1][:, :, ::-1])
     assert main(['run', '--model', str(CHECKPOINT), '--left', str(left), '--right', str(right),
                  '--max-disp', str(MAX_DISP), '--valid-iters', str(ITERS),
-                 '--format', 'npy', '--output', str(tmp_path / 'run'), '--no-progress']) == 0
+                 '--format', 'npy', '--output', str(tmp_path / 'run'), '--no-progress',
+                 '--keep-out-of-view']) == 0   # the official output before remove_invisible
     from_run = read_disparity(str(tmp_path / 'run' / 'left_disparity.npy'))
     valid = np.isfinite(from_run)
     assert valid.mean() > 0.95   # only pixels the validity rule drops (<= 0) are NaN in `run`
