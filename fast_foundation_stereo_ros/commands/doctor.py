@@ -18,9 +18,8 @@ from ..backends.tensorrt_runtime import (CUDA12_BINDINGS_PIN, CUDA13_BINDINGS_PI
                                          bindings_pin_for_driver, builder_path, cuda_binding_versions,
                                          driver_cuda_version, format_cuda_version)
 from ..errors import EngineError
+from ..files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME, large_message_exports
 
-FASTDDS_PROFILE_NAME = 'fastdds_large_messages.xml'
-ALLOCATOR_SETTINGS = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '536870912'}
 PROFILE_EXPORT = ('export FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix fast_foundation_stereo_ros)'
                   f'/share/fast_foundation_stereo_ros/config/{FASTDDS_PROFILE_NAME}')
 TENSORRT_INSTALL = ("JetPack 6: sudo apt install nvidia-jetpack (TensorRT 10); desktop: pip install 'tensorrt>=10' "
@@ -206,8 +205,7 @@ def format_table(checks):
 
 def run(args):
     if args.print_env:
-        from ..ros.environment import export_lines
-        print('\n'.join(export_lines()))
+        print('\n'.join(large_message_exports()))
         return 0
     checks = collect()
     if args.json:

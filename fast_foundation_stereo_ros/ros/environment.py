@@ -11,34 +11,14 @@ test/ros/test_environment.py, which starts the node without the variables and re
 import os
 import sys
 
-PACKAGE = 'fast_foundation_stereo_ros'
-PROFILE_NAME = 'fastdds_large_messages.xml'
+from ..files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME, shipped_config
+
 PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
-#: glibc: keep multi-MB messages out of the mmap/munmap churn of every frame (see the profile)
-ALLOCATOR_SETTINGS = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '536870912'}
 #: set to 1 to keep the environment exactly as given
 OPT_OUT_VARIABLE = 'FFS_STEREO_KEEP_ENVIRONMENT'
 #: set by the re-exec: the names it added (also the loop guard)
 ADDED_VARIABLE = 'FFS_STEREO_ENVIRONMENT_ADDED'
-NODE_MODULE = f'{PACKAGE}.ros.stereo_node'
-
-
-def shipped_profile():
-    """Path of the shipped Fast DDS profile, or None: the ament share dir (colcon install), the
-    share dir of a pip install (data_files under sys.prefix), or the source tree's config/."""
-    candidates = []
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            candidates.append(os.path.join(get_package_share_directory(PACKAGE), 'config', PROFILE_NAME))
-        except (PackageNotFoundError, OSError, KeyError, ValueError):   # not an ament install
-            pass
-    except ImportError:
-        pass
-    candidates.append(os.path.join(sys.prefix, 'share', PACKAGE, 'config', PROFILE_NAME))
-    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates.append(os.path.join(os.path.dirname(package_dir), 'config', PROFILE_NAME))
-    return next((path for path in candidates if os.path.isfile(path)), None)
+NODE_MODULE = 'fast_foundation_stereo_ros.ros.stereo_node'
 
 
 def missing_settings(environ):
@@ -47,7 +27,7 @@ def missing_settings(environ):
     added = {}
     rmw = environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
     if rmw.startswith('rmw_fastrtps') and not any(environ.get(name) for name in PROFILE_VARIABLES):
-        profile = shipped_profile()
+        profile = shipped_config(FASTDDS_PROFILE_NAME)
         if profile:
             added['FASTDDS_DEFAULT_PROFILES_FILE'] = profile
     added.update({name: value for name, value in ALLOCATOR_SETTINGS.items() if name not in environ})
@@ -78,11 +58,3 @@ def describe_added(environ=None):
     settings = ', '.join(f'{name}={environ.get(name)}' for name in names)
     return (f'environment: set {settings} for large messages (the process re-executed itself once; '
             f'set {OPT_OUT_VARIABLE}=1 to keep the environment as given)')
-
-
-def export_lines():
-    """Shell lines that set what the node would add (`ffs-stereo doctor --print-env`)."""
-    profile = shipped_profile()
-    lines = [f'export FASTDDS_DEFAULT_PROFILES_FILE={profile}'] if profile else []
-    lines += [f'export {name}={value}' for name, value in ALLOCATOR_SETTINGS.items()]
-    return lines
