@@ -27,6 +27,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from ..errors import InputError
 from ..files.output_folders import staged_folder_replacement
 from ..files.progress import ProgressBar
+from ..geometry.synthetic_scenes import camera_info_dict
 from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.synchronizer import StereoSynchronizer
 from .bag_messages import CAMERA_INFO, IMAGE, RosbagsMessageFactory, ros2_typestore, stamp_ns
@@ -207,7 +208,7 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
     stereo_topics = (topics.left, topics.right) if camera is not None else \
         (topics.left, topics.right, topics.left_info, topics.right_info)
     request = output_request(options)
-    names = output_topics(options.output_namespace, request, with_infos=camera is None)
+    names = output_topics(options.output_namespace, request)   # depth/camera_info also from --intrinsics
     with open_bag(bag_path) as reader:
         _check_inputs(reader, topics, names, camera, bag_path)
         storage = options.output_storage or input_storage(bag_path)
@@ -260,6 +261,10 @@ class _Conversion:
         self.fail_fast = options.fail_fast
         self.skipped = []   # [(left stamp ns, reason)]
         self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE, options.sync_tolerance_ns)
+        camera = processor.camera_override
+        # with --intrinsics the bag has no camera_info: depth/camera_info comes from the given camera
+        self.left_info = None if camera is None else factory.camera_info_from_fields(
+            camera_info_dict(camera, 'left'))
         self.received = dict.fromkeys(stereo_topics, 0)
         self.source = source
         self.frames = 0
@@ -288,7 +293,7 @@ class _Conversion:
         group = matched.messages
         left_time, left_msg = group[self.topics.left]
         frame = StereoFrame(left_msg, group[self.topics.right][1],
-                            group.get(self.topics.left_info, (None, None))[1],
+                            group.get(self.topics.left_info, (None, self.left_info))[1],
                             group.get(self.topics.right_info, (None, None))[1])
         try:
             result = self.processor.process(frame, self.request)

@@ -109,8 +109,15 @@ def test_intrinsics_instead_of_camera_info_and_namespace(tmp_path, capsys, scene
                                 '--output-namespace', 'ffs', '--avoid-point-cloud-padding', '--no-progress')
     assert status == 0, stderr
     messages, _ = read_bag(out)
-    assert {'/ffs/disparity', '/ffs/depth/image', '/ffs/points2'} <= set(messages)
+    assert {'/ffs/disparity', '/ffs/depth/image', '/ffs/points2', '/ffs/depth/camera_info'} <= set(messages)
     assert messages['/ffs/points2'][0][1].point_step == 16
+    # depth/camera_info comes from the given intrinsics, under the depth image's header
+    (_, info), = messages['/ffs/depth/camera_info']
+    (_, depth), = messages['/ffs/depth/image']
+    camera = scenes[0].camera
+    assert (info.width, info.height) == (camera.width, camera.height)
+    np.testing.assert_allclose(info.p, camera.projection_left())
+    assert stamp_ns(info.header) == stamp_ns(depth.header) and info.header.frame_id == depth.header.frame_id
 
 
 def test_unpaired_messages_are_counted_per_topic(tmp_path, capsys, scenes):
