@@ -7,7 +7,7 @@ from . import defaults
 from .version import __version__
 
 
-def load_model(path, device=defaults.CLI_DEVICE):
+def load_model(path, device=defaults.DEVICE):
     """Load a released `.pth` checkpoint or a native model directory.
 
     Returns a `StereoModel` whose `predict(left, right, valid_iters=None,

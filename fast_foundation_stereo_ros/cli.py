@@ -2,7 +2,8 @@
 
 Each command module defines `register(subparsers)` (adds its parser and sets
 `func`) so commands can be added without touching the others. Errors derived
-from `FFSError` are printed as one line and exit with status 2.
+from `FFSError`, and OSError (unwritable output, full disk, missing folder),
+are printed as one line and exit with status 2.
 """
 import argparse
 import importlib
@@ -40,6 +41,15 @@ def build_parser():
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the path, the system's reason and what to check."""
+    reason = exc.strerror or str(exc)
+    paths = [path for path in (exc.filename, exc.filename2) if path is not None]
+    where = f" on '{paths[-1]}'" if paths else ''
+    return (f'file system error{where}: {reason}; check that the path exists and is writable and that '
+            'the disk has free space')
+
+
 def main(argv: list = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -50,6 +60,11 @@ def main(argv: list = None) -> int:
         return args.func(args) or 0
     except FFSError as exc:
         print(f'ffs-stereo {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # unwritable output, missing folder, full disk, unreadable input: the file system's own
+        # reason in one line (a traceback would not tell the user more)
+        print(f'ffs-stereo {args.command}: error: {describe_os_error(exc)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

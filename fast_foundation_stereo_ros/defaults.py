@@ -10,16 +10,25 @@ MAX_DISP = 192
 VALID_ITERS = 8
 #: network input sides must be multiples of this (the feature pyramid's stride)
 SIZE_MULTIPLE = 32
+
+
+def split_padding(extra):
+    """(before, after) shares of `extra` padding pixels, as the official demo splits them.
+
+    The demo pads top/left by extra // 2 and bottom/right by the rest (InputPadder,
+    replicate mode); every path that pads network inputs uses this split, so a
+    camera of any size gets the disparity the official code gives.
+    """
+    return extra // 2, extra - extra // 2
+
+
 #: ONNX opset of exported graphs
 OPSET = 17
 #: largest |ONNX Runtime - PyTorch| disparity an fp32 export may show, in pixels
 EXPORT_TOLERANCE_PX = 0.05
-#: what `resolve_device` maps: CUDA when torch sees a GPU, else the CPU
+#: the one default device of node, CLI and Python API: `resolve_device` maps it to CUDA when torch sees a
+#: GPU, else the CPU (and the chosen device is logged)
 DEVICE = 'auto'
-#: the device the CLI commands and the Python API use when none is named
-CLI_DEVICE = 'cpu'
-#: the node's `device` parameter default (a robot is expected to have a GPU)
-NODE_DEVICE = 'cuda'
 #: SGBM's `max_disp` must be a multiple of this (OpenCV's numDisparities rule)
 SGBM_DISPARITY_MULTIPLE = 16
 

@@ -33,11 +33,12 @@ def backend_kind(model_path, backend='auto'):
         ".pth or native model directory, or 'sgbm' for the weight-free classical matcher")
 
 
-def create_backend(model_path: str, backend: str = 'auto', device: str = defaults.CLI_DEVICE,
+def create_backend(model_path: str, backend: str = 'auto', device: str = defaults.DEVICE,
                    max_disp: int = defaults.MAX_DISP, valid_iters: int = defaults.VALID_ITERS,
                    cuda_graph: bool = False) -> StereoBackend:
     """Instantiate the backend for `model_path` (see `backend_kind`); `cuda_graph` applies to TensorRT."""
     kind = backend_kind(model_path, backend)
+    device = defaults.resolve_device(device)
     if kind == 'sgbm':
         from .sgbm import SGBMBackend
         return SGBMBackend(max_disp=max_disp)

@@ -5,20 +5,32 @@ inside, and `max_disp` in its metadata. CUDA is used when onnxruntime-gpu
 provides it and a CUDA device is asked for; otherwise the CPU provider runs
 with all graph optimisations and one intra-op thread per core.
 """
+import logging
 import os
 
 import numpy as np
 
+from .. import defaults
 from ..errors import ConfigError, EngineError
 from .base import StereoBackend
 from .graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
 
+LOGGER = logging.getLogger(__name__)
+
 
 def choose_providers(device, available):
-    """Execution providers for `device` ('cpu', 'cuda', 'cuda:N') given the available ones."""
-    if str(device).startswith('cuda') and 'CUDAExecutionProvider' in available:
-        index = int(str(device).partition(':')[2] or 0)
-        return [('CUDAExecutionProvider', {'device_id': index}), 'CPUExecutionProvider']
+    """Execution providers for `device` ('cpu', 'cuda', 'cuda:N') given the available ones.
+
+    CUDA asked for but not provided (onnxruntime instead of onnxruntime-gpu) runs on the CPU and says so
+    in one warning line, so a slow node is not a mystery.
+    """
+    if str(device).startswith('cuda'):
+        if 'CUDAExecutionProvider' in available:
+            index = int(str(device).partition(':')[2] or 0)
+            return [('CUDAExecutionProvider', {'device_id': index}), 'CPUExecutionProvider']
+        LOGGER.warning(f"ONNX Runtime: device '{device}' asked for, but this onnxruntime has no CUDA provider "
+                       f"(available: {', '.join(available)}); running on the CPU. Install onnxruntime-gpu "
+                       "for CUDA, or set device 'cpu' to silence this")
     return ['CPUExecutionProvider']
 
 
@@ -31,8 +43,9 @@ class OnnxRuntimeBackend(StereoBackend):
     name = 'onnxruntime'
     size_multiple = 32
 
-    def __init__(self, path, device='cpu', threads=None):
+    def __init__(self, path, device=defaults.DEVICE, threads=None):
         import onnxruntime as ort
+        device = defaults.resolve_device(device)
         if str(device) not in ('cpu',) and not str(device).startswith('cuda'):
             raise ConfigError(f"device must be 'cpu' or 'cuda[:N]', got '{device}'")
         self.path = str(path)

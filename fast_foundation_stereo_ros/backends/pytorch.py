@@ -13,7 +13,7 @@ class TorchBackend(StereoBackend):
     input_size = None
     size_multiple = defaults.SIZE_MULTIPLE
 
-    def __init__(self, path, device=defaults.CLI_DEVICE, max_disp=defaults.MAX_DISP, valid_iters=defaults.VALID_ITERS):
+    def __init__(self, path, device=defaults.DEVICE, max_disp=defaults.MAX_DISP, valid_iters=defaults.VALID_ITERS):
         import torch
 
         from ..loading.stereo_model import load_model

@@ -17,7 +17,7 @@ def add_backend_arguments(parser):
                             '(default: the weight-free classical matcher)')
     group.add_argument('--backend', default='auto', choices=BACKEND_NAMES,
                        help='override the backend chosen from the model path')
-    group.add_argument('--device', default=defaults.CLI_DEVICE, help='cpu or cuda (PyTorch / ONNX Runtime)')
+    group.add_argument('--device', default=defaults.DEVICE, help='auto (default: CUDA when available, else the CPU), cpu or cuda (PyTorch / ONNX Runtime)')
     group.add_argument('--max-disp', type=int, default=defaults.MAX_DISP,
                        help=f'largest disparity searched (default {defaults.MAX_DISP})')
     group.add_argument('--valid-iters', type=int, default=defaults.VALID_ITERS,

@@ -10,9 +10,10 @@ import time
 import cv2
 import numpy as np
 
-from ..files.atomic import atomic_directory
+from ..errors import InputError
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
+from ..files.output_folders import output_folder
 from ..files.images import write_rgb_png
 from ..files.ply import write_ply
 from ..files.visualization import colorize_depth
@@ -28,7 +29,8 @@ def register(subparsers):
         description='Render a synthetic rectified stereo scene with exact ground truth, run it through '
                     'the pipeline, write the results and print the accuracy.')
     parser.add_argument('--output', default=os.path.join('output', 'demo'),
-                        help='output folder, replaced as a whole on success (default output/demo)')
+                        help='output folder (default output/demo): new, empty, or an earlier demo output, whose files '
+                             'are replaced on success; files of your own are never touched')
     parser.add_argument('--scene', default='mixed', choices=SCENE_KINDS)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
@@ -44,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     pipeline = build_pipeline(args)
     outputs = FrameStage(pipeline).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera,
                                            OutputRequest(disparity=True, depth=True, points=True))
-    with atomic_directory(args.output) as staging:
-        files = _write_outputs(staging, scene, outputs, pipeline)
+    with output_folder(args.output, replace=True) as folder:
+        files = _write_outputs(folder, scene, outputs)
     camera = scene.camera
     print(f'scene: {args.scene} seed {args.seed}, {camera.width}x{camera.height}, fx {camera.fx:.1f} px, '
           f'baseline {camera.baseline:.3f} m, disparity {scene.disparity.min():.1f}..'
@@ -63,18 +65,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_outputs(folder, scene, outputs, pipeline):
-    path = lambda name: os.path.join(folder, name)  # noqa: E731
+def _write_outputs(folder, scene, outputs):
+    path = folder.path
     write_rgb_png(path('left.png'), scene.left)
     write_rgb_png(path('right.png'), scene.right)
-    write_disparity(path('disparity.pfm'), outputs.disparity)
-    write_disparity(path('disparity.png'), outputs.disparity)
+    write_disparity(path('disparity.pfm'), outputs.raw_disparity)   # x_l - x_r, as dataset files
+    write_disparity(path('disparity.png'), outputs.raw_disparity)
     high = float(np.nanmax(scene.disparity)) * 1.1  # one scale for prediction and truth
-    write_rgb_png(path('disparity_color.png'), colorize_disparity(outputs.disparity, 0.0, high))
+    write_rgb_png(path('disparity_color.png'), colorize_disparity(outputs.raw_disparity, 0.0, high))
     np.save(path('depth.npy'), outputs.depth)
     depth_range = (float(scene.depth.min()), float(scene.depth.max()))
     write_rgb_png(path('depth_color.png'), colorize_depth(outputs.depth, depth_range))
     write_ply(path('cloud.ply'), outputs.xyz, outputs.point_colours)
     write_disparity(path('gt_disparity.pfm'), scene.disparity)
-    cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255)
-    return sorted(os.listdir(folder))
+    if not cv2.imwrite(path('gt_occlusion.png'), scene.occlusion.astype(np.uint8) * 255):
+        raise InputError(f"could not write gt_occlusion.png into '{folder.directory}'")
+    return sorted(folder.names)

@@ -18,9 +18,8 @@ from ..backends.tensorrt_runtime import (CUDA12_BINDINGS_PIN, CUDA13_BINDINGS_PI
                                          bindings_pin_for_driver, builder_path, cuda_binding_versions,
                                          driver_cuda_version, format_cuda_version)
 from ..errors import EngineError
+from ..files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME, large_message_exports
 
-FASTDDS_PROFILE_NAME = 'fastdds_large_messages.xml'
-ALLOCATOR_SETTINGS = {'MALLOC_MMAP_THRESHOLD_': '33554432', 'MALLOC_TRIM_THRESHOLD_': '536870912'}
 PROFILE_EXPORT = ('export FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix fast_foundation_stereo_ros)'
                   f'/share/fast_foundation_stereo_ros/config/{FASTDDS_PROFILE_NAME}')
 TENSORRT_INSTALL = ("JetPack 6: sudo apt install nvidia-jetpack (TensorRT 10); desktop: pip install 'tensorrt>=10' "
@@ -39,6 +38,9 @@ def register(subparsers):
     parser = subparsers.add_parser('doctor', help='what this machine can run, and how to install what is missing',
                                    description=__doc__.split('\n\n')[0])
     parser.add_argument('--json', action='store_true', help='print the checks as JSON')
+    parser.add_argument('--print-env', action='store_true',
+                        help='print the export lines of the Fast DDS profile and allocator settings, for '
+                             'eval "$(ffs-stereo doctor --print-env)" (needs no ros2 command)')
     parser.set_defaults(func=run)
 
 
@@ -202,6 +204,9 @@ def format_table(checks):
 
 
 def run(args):
+    if args.print_env:
+        print('\n'.join(large_message_exports()))
+        return 0
     checks = collect()
     if args.json:
         print(json.dumps([dataclasses.asdict(check) for check in checks], indent=2))

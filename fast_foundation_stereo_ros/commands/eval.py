@@ -1,8 +1,9 @@
 """`ffs-stereo eval`: disparity accuracy against ground truth.
 
 Either a predicted disparity file against a ground-truth file (PFM with inf
-= invalid as Middlebury/Scene Flow, KITTI 16-bit PNG with 0 = invalid, or
-.npy with NaN), or a backend on a generated synthetic scene.
+= invalid as Middlebury/Scene Flow, and 0 = unknown; KITTI 16-bit PNG with
+0 = invalid; 8-bit Middlebury 2001-2005 PNG/PGM with --gt-scale, 0 =
+unknown; or .npy with NaN), or a backend on a generated synthetic scene.
 """
 import argparse
 import time
@@ -23,7 +24,10 @@ def register(subparsers):
                     'synthetic scene with exact ground truth (--scene).')
     files = parser.add_argument_group('files')
     files.add_argument('--pred', help='predicted disparity (.pfm, .png KITTI 16-bit, .npy)')
-    files.add_argument('--gt', help='ground-truth disparity (.pfm inf = invalid, .png 0 = invalid, .npy NaN)')
+    files.add_argument('--gt', help='ground-truth disparity (.pfm inf or 0 = invalid, .png 0 = invalid, .npy NaN; '
+                                    '8-bit .png/.pgm with --gt-scale)')
+    files.add_argument('--gt-scale', type=float,
+                       help='scale of an 8-bit ground truth (Middlebury 2003 quarter size: 4), 0 = unknown')
     masks = files.add_mutually_exclusive_group()
     masks.add_argument('--mask-occ', help='occlusion mask image: non-zero = occluded (left pixel not '
                                           'visible in the right view); adds the non-occluded row')
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not (args.pred and args.gt):
             raise InputError('give --pred and --gt disparity files (or --scene KIND to evaluate a backend)')
-        prediction, truth = read_disparity(args.pred), read_disparity(args.gt)
+        prediction, truth = read_disparity(args.pred), read_disparity(args.gt, args.gt_scale)
         occlusion = _occlusion_mask(args, truth.shape)
     print(format_table(evaluate_regions(prediction, truth, occlusion)))
     return 0

@@ -37,6 +37,8 @@ def register(subparsers):
 
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx_export import export_onnx
+    from ..files.atomic import check_output_file
+    check_output_file(args.output)   # before the export and its verification, which take a while
     result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
                          args.opset, verify=True, tolerance=args.tolerance, precision=args.precision)
     print(f'wrote {result.path} ({args.precision}, export {result.export_seconds:.1f} s, verification '

@@ -9,6 +9,7 @@ import argparse
 import numpy as np
 
 from .. import defaults
+from ..files.atomic import check_output_file
 from ..files.disparity_files import disparity_format, write_disparity
 from ..files.images import read_image
 from ..pipeline.encodings import to_rgb8
@@ -29,12 +30,13 @@ def register(subparsers):
                         help=f'largest disparity searched, multiple of 32 (default {defaults.MAX_DISP})')
     parser.add_argument('--valid-iters', type=int, default=None,
                         help=f'GRU refinement iterations, >= 1 (default {defaults.VALID_ITERS})')
-    parser.add_argument('--device', default=defaults.CLI_DEVICE, choices=('cpu', 'cuda'))
+    parser.add_argument('--device', default=defaults.DEVICE, choices=('auto', 'cpu', 'cuda'),
+                        help='auto (default): CUDA when available, else the CPU')
     parser.add_argument('--output', required=True, help='disparity file: .npy, .pfm or .png')
     parser.set_defaults(func=run)
 
 
-def load_predictor(model_path, device=defaults.CLI_DEVICE):
+def load_predictor(model_path, device=defaults.DEVICE):
     """StereoModel for checkpoints / native directories (max_disp and iterations per call),
     PipelinePredictor for graphs, engines and SGBM; both offer `predict(left, right, valid_iters, max_disp)`."""
     if backend_kind(model_path) == 'pytorch':
@@ -44,7 +46,8 @@ def load_predictor(model_path, device=defaults.CLI_DEVICE):
 
 
 def run(args: argparse.Namespace) -> int:
-    disparity_format(args.output)  # reject an unknown extension before any work
+    disparity_format(args.output)  # reject an unknown extension or an unwritable place before any work
+    check_output_file(args.output)
     left, right = (to_rgb8(*read_image(path, side, allow_alpha=False, allow_16bit=False))
                    for path, side in ((args.left, 'left'), (args.right, 'right')))
     predictor = load_predictor(args.model, device=args.device)

@@ -36,7 +36,8 @@ def register(subparsers):
     files.add_argument('--no-cloud', action='store_true', help='do not write PLY point clouds')
 
     camera = parser.add_argument_group('intrinsics (needed for depth and points)')
-    camera.add_argument('--intrinsics', help="Fast-FoundationStereo K.txt (K row-major, then baseline in m)")
+    camera.add_argument('--intrinsics', help='Fast-FoundationStereo K.txt (K row-major, then baseline in m) '
+                                             'or a Middlebury calib.txt (cam0, cam1, doffs, baseline in mm)')
     camera.add_argument('--calib-left', help='left camera_calibration YAML')
     camera.add_argument('--calib-right', help='right camera_calibration YAML (its P[3] gives the baseline)')
 
@@ -62,9 +63,18 @@ def register(subparsers):
     geometry.add_argument('--no-color', action='store_true', help='point clouds without colour')
     geometry.add_argument('--avoid-point-cloud-padding', action='store_true',
                           help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
+    geometry.add_argument('--keep-out-of-view', action='store_true',
+                          help='keep disparities whose match x - d lies left of the right image (invalid by '
+                               'default, as the official demo\'s remove_invisible; node: invalidate_out_of_view)')
     geometry.add_argument('--depth-mm', action='store_true',
                           help='also 16-bit millimetre depth (0 invalid): <stem>_depth_mm.png / depth/image_mm')
 
+    bag.add_argument('--sync-tolerance', type=float, default=0.0, metavar='SECONDS',
+                     help='pair images and camera_info whose stamps differ by up to SECONDS (default 0: equal '
+                          'stamps only), as the node\'s approximate_sync_tolerance_seconds')
+    parser.add_argument('--fail-fast', action='store_true',
+                        help='stop at the first bad pair or stereo set (exit 2, nothing written); by default it '
+                             'is skipped, named in the summary, and the exit status is 1')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar on stderr')
     add_backend_arguments(parser)
     parser.set_defaults(func=run)
@@ -74,7 +84,8 @@ def frame_options(args):
     """The node's geometry options from the command line (max_depth 0 = no limit, as in the node)."""
     return FrameOptions(use_color=not args.no_color, avoid_point_cloud_padding=args.avoid_point_cloud_padding,
                         min_depth=args.min_depth, max_depth=math.inf if args.max_depth == 0 else args.max_depth,
-                        point_cloud_decimation=args.point_cloud_decimation)
+                        point_cloud_decimation=args.point_cloud_decimation,
+                        invalidate_out_of_view=not args.keep_out_of_view)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     options = OfflineOptions(disparity_format=args.format, intrinsics=args.intrinsics,
                              calib_left=args.calib_left, calib_right=args.calib_right,
                              write_cloud=not args.no_cloud, write_depth_mm=args.depth_mm, frame=frame,
-                             show_progress=not args.no_progress)
+                             show_progress=not args.no_progress, fail_fast=args.fail_fast)
     pipeline = build_pipeline(args)
     summary = run_pairs(pairs, pipeline, args.output, options)
     print(f'processed {summary.pairs} pair(s) into {args.output} ({len(summary.files)} files); '
@@ -96,7 +107,17 @@ def run(args: argparse.Namespace) -> int:
     if not (args.intrinsics or args.calib_left):
         print('no intrinsics given: wrote disparity only; pass --intrinsics K.txt or '
               '--calib-left/--calib-right for depth and point clouds', file=sys.stderr)
-    return 0
+    return _report_skipped(summary.skipped, len(pairs), 'pair(s)')
+
+
+def _report_skipped(skipped, total, what):
+    """Name every skipped input on stderr; exit status 1 when anything was skipped, else 0."""
+    if not skipped:
+        return 0
+    print(f'skipped {len(skipped)} of {total} {what} (--fail-fast stops at the first):', file=sys.stderr)
+    for name, reason in skipped:
+        print(f'  {name}: {reason}', file=sys.stderr)
+    return 1
 
 
 def _run_bag(args, frame):
@@ -107,14 +128,22 @@ def _run_bag(args, frame):
     topics = BagTopics(args.left_topic, args.right_topic, args.left_info_topic, args.right_info_topic)
     options = BagOptions(output_namespace=args.output_namespace, overwrite=args.overwrite,
                          output_storage=args.output_storage, frame=frame, depth_mm=args.depth_mm,
-                         disparity_color=args.disparity_color, show_progress=not args.no_progress)
+                         disparity_color=args.disparity_color, show_progress=not args.no_progress,
+                         sync_tolerance_ns=_tolerance_ns(args.sync_tolerance), fail_fast=args.fail_fast)
     summary = process_bag(args.bag, output_bag, lambda: build_pipeline(args), topics, camera, options)
     print(f'wrote {summary.output_bag}: {summary.frames} stereo set(s); {_timing_line(summary.mean_timings)}')
     unmatched = {topic: count for topic, count in summary.unmatched.items() if count}
     if unmatched:
-        print('unpaired messages (no partner with the same stamp): '
+        print('unpaired messages (no partner within the stamp tolerance; see --sync-tolerance): '
               + ', '.join(f'{topic}: {count}' for topic, count in unmatched.items()), file=sys.stderr)
-    return 0
+    return _report_skipped([(f'stamp {stamp}', reason) for stamp, reason in summary.skipped],
+                           summary.frames + len(summary.skipped), 'stereo set(s)')
+
+
+def _tolerance_ns(seconds):
+    if not (math.isfinite(seconds) and 0.0 <= seconds <= 10.0):
+        raise InputError(f'--sync-tolerance must be 0..10 seconds, got {seconds}')
+    return int(round(seconds * 1e9))
 
 
 def _camera_for_bag(args):

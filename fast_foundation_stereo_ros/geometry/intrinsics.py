@@ -1,8 +1,10 @@
-"""Rectified stereo intrinsics from FFS K.txt, ROS calibration YAML and camera_info records.
+"""Rectified stereo intrinsics from FFS K.txt, Middlebury calib.txt, ROS calibration YAML and camera_info records.
 
 Everything returns a geometry.StereoCamera. Malformed input raises
 InputError naming the file and what to fix.
 """
+from dataclasses import replace
+
 import numpy as np
 import yaml
 
@@ -40,6 +42,73 @@ def camera_from_k_txt(path, width, height):
                    baseline=baseline)
 
 
+# ---------------------------------------------------- Middlebury calib --
+
+MIDDLEBURY_DOFFS_TOLERANCE_PX = 0.01
+
+
+def camera_from_middlebury_calib(path):
+    """StereoCamera from a Middlebury stereo `calib.txt` (2005-2021 datasets).
+
+    cam0/cam1 = [f 0 cx; 0 f cy; 0 0 1] of the rectified left/right images,
+    doffs = cx1 - cx0, baseline in millimetres, width and height; the other
+    keys (ndisp, vmin, ...) are read over. Middlebury disparity files hold
+    x_l - x_r and depth = f * baseline / (d + doffs), which is this package's
+    camera with cx_right = cx0 + doffs (correct_disparity subtracts cx - cx_right).
+    """
+    fields = {}
+    for number, line in enumerate(_read_text(path, 'Middlebury calibration').splitlines(), 1):
+        if line.strip():
+            key, sep, value = line.partition('=')
+            if not sep:
+                raise InputError(f"'{path}' line {number} is not 'key=value': give a Middlebury calib.txt")
+            fields[key.strip()] = value.strip()
+    missing = [key for key in ('cam0', 'cam1', 'baseline', 'width', 'height') if key not in fields]
+    if missing:
+        raise InputError(f"'{path}' lacks {', '.join(missing)}: a Middlebury calib.txt holds cam0, cam1, doffs, "
+                         'baseline (mm), width and height')
+    try:
+        cam0, cam1 = (_middlebury_matrix(fields[key]) for key in ('cam0', 'cam1'))
+        baseline_mm = float(fields['baseline'])
+        width, height = int(fields['width']), int(fields['height'])
+        doffs = float(fields['doffs']) if 'doffs' in fields else cam1[0, 2] - cam0[0, 2]
+    except ValueError as exc:
+        raise InputError(f"'{path}' has a malformed value ({exc}): cam0/cam1 are '[f 0 cx; 0 f cy; 0 0 1]', "
+                         'baseline, doffs numbers, width/height integers') from None
+    if not (np.all(np.isfinite(cam0)) and np.all(np.isfinite(cam1)) and np.isfinite(baseline_mm)
+            and np.isfinite(doffs)):
+        raise InputError(f"'{path}' holds a non-finite value: give the calib.txt of a rectified pair")
+    if abs(cam1[0, 2] - cam0[0, 2] - doffs) > MIDDLEBURY_DOFFS_TOLERANCE_PX:
+        raise InputError(f"'{path}': doffs {doffs:g} is not cam1 cx - cam0 cx = {cam1[0, 2] - cam0[0, 2]:g}: "
+                         'use an unedited calib.txt')
+    if abs(cam1[0, 0] - cam0[0, 0]) > 1e-6 * abs(cam0[0, 0]):
+        raise InputError(f"'{path}': cam0 and cam1 focal lengths differ ({cam0[0, 0]:g} vs {cam1[0, 0]:g}): "
+                         'the pair is not rectified together')
+    return _camera(path, width=width, height=height, fx=cam0[0, 0], fy=cam0[1, 1], cx=cam0[0, 2],
+                   cy=cam0[1, 2], baseline=baseline_mm / 1000.0, cx_right=cam0[0, 2] + doffs)
+
+
+def _middlebury_matrix(text):
+    rows = [row.split() for row in text.strip().lstrip('[').rstrip(']').split(';')]
+    if len(rows) != 3 or any(len(row) != 3 for row in rows):
+        raise ValueError(f"'{text}' is not a 3x3 matrix")
+    return np.array([[float(value) for value in row] for row in rows])
+
+
+def camera_from_intrinsics_file(path, width, height):
+    """StereoCamera from --intrinsics: a Middlebury calib.txt (has 'cam0=') or a K.txt.
+
+    K.txt holds no image size, so `width`/`height` complete it; calib.txt
+    carries its own size and is checked against them when given.
+    """
+    if 'cam0=' in _read_text(path, 'intrinsics').replace(' ', ''):
+        camera = camera_from_middlebury_calib(path)
+        if width is not None:
+            check_image_size(camera, width, height, f"Middlebury calibration '{path}'")
+        return camera
+    return camera_from_k_txt(path, width, height)
+
+
 # ------------------------------------------------------ calibration YAML --
 
 def camera_from_calibration_yaml(left_path, right_path):
@@ -59,9 +128,30 @@ def camera_from_calibration_yaml(left_path, right_path):
                          'RIGHT camera file of a stereo calibration (its P[3] is -fx * baseline) as the right '
                          'calibration, not a monocular calibration or the left file')
     try:
-        return StereoCamera.from_projections(left['p'], right['p'], left['width'], left['height'])
+        camera = StereoCamera.from_projections(left['p'], right['p'], left['width'], left['height'])
     except InputError as exc:
         raise InputError(f"calibration '{left_path}' + '{right_path}': {exc}") from None
+    return _with_doffs(camera, left, right, left_path, right_path)
+
+
+def _with_doffs(camera, left, right, left_path, right_path):
+    """Apply an optional `doffs` key (Middlebury's cx_right - cx_left) of either YAML file.
+
+    P matrices that already differ in cx must agree with it; equal ones
+    (cx offset not encoded in P) take it.
+    """
+    given = {path: entry['doffs'] for path, entry in ((left_path, left), (right_path, right))
+             if entry['doffs'] is not None}
+    if not given:
+        return camera
+    if len(set(given.values())) > 1:
+        raise InputError(f"'{left_path}' and '{right_path}' give different doffs: keep one value")
+    path, doffs = next(iter(given.items()))
+    encoded = camera.cx_right - camera.cx
+    if encoded != 0 and abs(encoded - doffs) > MIDDLEBURY_DOFFS_TOLERANCE_PX:
+        raise InputError(f"'{path}': doffs {doffs:g} disagrees with the projection matrices "
+                         f'(cx_right - cx_left = {encoded:g}): remove doffs or fix P')
+    return replace(camera, cx_right=camera.cx + doffs)
 
 
 def _calibration(path):
@@ -82,7 +172,15 @@ def _calibration(path):
         width, height = int(data['image_width']), int(data['image_height'])
     except (TypeError, ValueError):
         raise InputError(f"'{path}' has a non-integer image_width/image_height") from None
-    return {'width': width, 'height': height,
+    doffs = data.get('doffs')
+    if doffs is not None:
+        try:
+            doffs = float(doffs)
+        except (TypeError, ValueError):
+            raise InputError(f"'{path}': doffs must be a number (cx_right - cx_left in pixels)") from None
+        if not np.isfinite(doffs):
+            raise InputError(f"'{path}': doffs must be finite, got {doffs}")
+    return {'width': width, 'height': height, 'doffs': doffs,
             'p': _matrix(path, data['projection_matrix'], 'projection_matrix', 3, 4)}
 
 
@@ -113,8 +211,11 @@ def camera_from_infos(left_info, right_info, width=None, height=None, source='ca
     images are `width`x`height` (default: the left info's size). Checks, in
     order: each info describes images of that size, P is filled in, no
     binning or ROI (the images must be full rectified frames), the right P[3]
-    carries the baseline; StereoCamera.from_projections then checks the focal
-    lengths and the baseline sign. `source` names the infos in errors.
+    every P and K entry finite, positive focal lengths, principal points
+    inside the image; StereoCamera.from_projections then checks the focal
+    lengths agree and the baseline sign. A right P[3] of 0 gives a camera
+    with baseline 0 (disparity only, `has_depth` False). `k` (9 numbers) is
+    optional. `source` names the infos in errors.
     """
     if width is None:
         width, height = left_info['width'], left_info['height']
@@ -124,20 +225,38 @@ def camera_from_infos(left_info, right_info, width=None, height=None, source='ca
                 f"{source}: {side} camera_info is for {info['width']}x{info['height']} images but the images "
                 f'are {width}x{height}: use the camera_info of the rectified stream (after any resize/crop), '
                 'the two infos of one rectified pair')
-        if not np.any(np.asarray(info['p'], dtype=np.float64)):
+        projection = np.asarray(info['p'], dtype=np.float64)
+        if not np.any(projection):
             raise InputError(f'{source}: {side} camera_info has an all-zero projection matrix P: the camera is '
                              'not calibrated; run camera_calibration and publish rectified camera_info')
+        for name in ('p', 'k'):
+            values = np.asarray(info.get(name, ()), dtype=np.float64)
+            if not np.all(np.isfinite(values)):
+                raise InputError(f'{source}: {side} camera_info {name.upper()} holds a non-finite value '
+                                 f'({_first_non_finite(values)}): publish a calibration whose matrices are '
+                                 'finite numbers')
+        if not (projection[0] > 0 and projection[5] > 0):
+            raise InputError(f'{source}: {side} camera_info P has focal lengths fx={projection[0]:g}, '
+                             f'fy={projection[5]:g}: both must be positive; publish the rectified calibration')
+        cx, cy = projection[2], projection[6]
+        if not (0 <= cx < width and 0 <= cy < height):
+            raise InputError(f'{source}: {side} camera_info principal point ({cx:g}, {cy:g}) lies outside the '
+                             f'{width}x{height} image: the info belongs to another resolution or P is wrong; '
+                             'publish the camera_info of the rectified images')
         if info.get('binning_x', 0) > 1 or info.get('binning_y', 0) > 1 or _has_roi(info):
             raise InputError(f'{source}: {side} camera_info uses binning or an ROI: give full-frame '
                              'rectified images with matching camera_info')
-    if float(right_info['p'][3]) == 0:
-        raise InputError(f'{source}: right camera_info has P[3] = 0, so the baseline is zero (stereo baseline '
-                         'must be positive): the right info must carry P[3] = -fx * baseline; check that the '
-                         'info topics are not swapped')
+    # right P[3] = 0 (Tx = 0, as stereo_image_proc's own disparity test publishes) gives a camera without
+    # a baseline: the disparity is still computed, depth and points are not (StereoCamera.has_depth)
     try:
         return StereoCamera.from_projections(left_info['p'], right_info['p'], width, height)
     except InputError as exc:
         raise InputError(f'{source}: {exc}') from None
+
+
+def _first_non_finite(values):
+    index = int(np.flatnonzero(~np.isfinite(values))[0])
+    return f'entry {index} is {values[index]}'
 
 
 def _has_roi(info):

@@ -32,10 +32,17 @@ class StereoCamera:
     def __post_init__(self):
         if self.cx_right is None:
             object.__setattr__(self, 'cx_right', self.cx)
+        values = {name: getattr(self, name) for name in ('fx', 'fy', 'cx', 'cy', 'cx_right', 'baseline')}
+        bad = [f'{name}={value}' for name, value in values.items() if not np.isfinite(value)]
+        if bad:
+            raise InputError(f"camera parameters must be finite, got {', '.join(bad)}: publish rectified "
+                             'camera_info with every P entry a finite number')
         if not (self.fx > 0 and self.fy > 0):
             raise InputError(f'focal lengths must be positive, got fx={self.fx}, fy={self.fy}: '
                              'publish rectified camera_info with P filled in')
-        if not self.baseline > 0:
+        # zero is allowed: a pair without a baseline still has a disparity (stereo_image_proc publishes
+        # one); depth and points need has_depth
+        if not self.baseline >= 0:
             raise InputError(
                 f'stereo baseline must be positive, got {self.baseline:g} m (B = -P_right[3]/P_right[0]): '
                 'the right camera_info needs P[3] = -fx * baseline; check that left and right are not swapped')
@@ -54,10 +61,15 @@ class StereoCamera:
         if abs(fx - fx_right) > FOCAL_TOLERANCE * fx:
             raise InputError(f'left and right rectified focal lengths differ ({fx:g} vs {fx_right:g}): '
                              'the pair is not rectified together; use the stereo calibration for both')
-        baseline = -p_right[0, 3] / fx_right
+        baseline = -p_right[0, 3] / fx_right + 0.0   # + 0.0: P[3] = 0 gives 0, not -0
         return cls(width=int(width), height=int(height), fx=float(fx), fy=float(p_left[1, 1]),
                    cx=float(p_left[0, 2]), cy=float(p_left[1, 2]), baseline=float(baseline),
                    cx_right=float(p_right[0, 2]))
+
+    @property
+    def has_depth(self):
+        """False for a zero baseline: disparity only, no depth or points."""
+        return self.baseline > 0
 
     @property
     def cx_offset(self):
@@ -109,8 +121,13 @@ def invalidate_disparity(disparity):
 
 def disparity_to_depth(disparity, camera, depth_range=(0.0, np.inf), out=None):
     """Metric depth (32FC1 metres, NaN invalid) from corrected disparity."""
-    with np.errstate(divide='ignore', invalid='ignore'):
+    if not camera.has_depth:
+        raise ValueError('a camera without a baseline has no depth (check camera.has_depth)')
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
         depth = np.divide(np.float32(camera.focal_baseline), disparity, out=out, dtype=np.float32)
+    # a disparity too small for float32 (f*B/d overflows) is "too far to tell", not +inf (REP 117
+    # reads +inf as "nothing there", which would clear obstacles)
+    np.copyto(depth, np.float32(np.nan), where=np.isinf(depth))
     znear, zfar = depth_range
     if znear > 0 or np.isfinite(zfar):
         depth[(depth < znear) | (depth > zfar)] = np.nan
@@ -143,12 +160,19 @@ class PointProjector:
                           / np.float32(camera.fx))
         self._y_factor = ((np.arange(camera.height, dtype=np.float32) - np.float32(camera.cy))
                           / np.float32(camera.fy))[:, None]
+        # X = Z (u - cx) / fx can overflow float32 only where a factor exceeds 1 (tiny focal lengths);
+        # those cameras pay two more passes that turn +-inf into NaN
+        self._may_overflow = max(np.abs(self._x_factor).max(), np.abs(self._y_factor).max()) > 1.0
 
     def project(self, depth, x_out, y_out, z_out):
         """Write X, Y, Z of `depth` (HxW, NaN invalid) into three HxW views."""
-        np.multiply(depth, self._x_factor, out=x_out)
-        np.multiply(depth, self._y_factor, out=y_out)
+        with np.errstate(over='ignore', invalid='ignore'):
+            np.multiply(depth, self._x_factor, out=x_out)
+            np.multiply(depth, self._y_factor, out=y_out)
         z_out[...] = depth
+        if self._may_overflow:
+            for plane in (x_out, y_out):
+                np.copyto(plane, np.float32(np.nan), where=np.isinf(plane))
 
     def points(self, depth):
         """HxWx3 float32 xyz (NaN invalid)."""

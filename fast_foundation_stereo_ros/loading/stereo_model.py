@@ -17,6 +17,7 @@ from ..network.blocks import DisparityPositionTable
 
 
 def _resolve_device(device):
+    device = defaults.resolve_device(device)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -38,7 +39,7 @@ def read_model_source(path):
     return read_checkpoint(path)
 
 
-def load_model(path: 'str | os.PathLike', device: str = defaults.CLI_DEVICE,
+def load_model(path: 'str | os.PathLike', device: str = defaults.DEVICE,
                mixed_precision: bool = None) -> 'StereoModel':
     """Load a checkpoint or native directory into a ready `StereoModel`.
 
@@ -55,9 +56,7 @@ def load_model(path: 'str | os.PathLike', device: str = defaults.CLI_DEVICE,
 def pad_to_multiple(images, multiple=defaults.SIZE_MULTIPLE):
     """Replicate-pad B x C x H x W tensors; returns (padded, (top, bottom, left, right))."""
     height, width = images[0].shape[-2:]
-    pad_h = (-height) % multiple
-    pad_w = (-width) % multiple
-    pads = (pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
+    pads = defaults.split_padding((-height) % multiple) + defaults.split_padding((-width) % multiple)
     if not any(pads):
         return list(images), pads
     spec = (pads[2], pads[3], pads[0], pads[1])

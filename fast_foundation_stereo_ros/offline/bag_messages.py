@@ -91,6 +91,20 @@ class RosbagsMessageFactory(MessageFactory):
     def camera_info(self, info, header):
         return dataclasses.replace(info, header=self.header(header))
 
+    def camera_info_from_fields(self, fields, header=None):
+        """CameraInfo of a geometry.synthetic_scenes.camera_info_dict (a rectified camera: no binning or ROI);
+        without `header`, stamp 0 and no frame (camera_info() puts each output's header on it)."""
+        types = self.types
+        if header is None:
+            header = types['std_msgs/msg/Header'](stamp=types['builtin_interfaces/msg/Time'](sec=0, nanosec=0),
+                                                  frame_id='')
+        roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        return types[CAMERA_INFO](
+            header=self.header(header), height=fields['height'], width=fields['width'],
+            distortion_model=fields['distortion_model'], d=np.asarray(fields['d'], np.float64),
+            k=np.asarray(fields['k'], np.float64), r=np.asarray(fields['r'], np.float64),
+            p=np.asarray(fields['p'], np.float64), binning_x=0, binning_y=0, roi=roi)
+
 
 def _message_bytes(pixels, data):
     """`data` (the buffer's bytes that `pixels` views) as is, else the bytes of `pixels` in a new array."""

@@ -21,17 +21,16 @@ the end, so a failed run leaves no partial bag (and an existing one intact).
 """
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from ..errors import InputError
-from ..files.atomic import check_writable_dir
+from ..files.output_folders import staged_folder_replacement
 from ..files.progress import ProgressBar
+from ..geometry.synthetic_scenes import camera_info_dict
 from ..pipeline.compressed_images import decode_compressed
 from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.synchronizer import StereoSynchronizer
@@ -60,6 +59,8 @@ class BagOptions:
     depth_mm: bool = False           # also write depth/image_mm
     disparity_color: bool = False    # also write disparity/color
     show_progress: bool = True
+    sync_tolerance_ns: int = 0       # 0 = equal stamps; else the largest stamp spread of one set
+    fail_fast: bool = False          # the first bad set ends the run (else it is skipped and named)
 
 
 #: output key -> (topic under the namespace, message type)
@@ -94,6 +95,7 @@ class BagSummary:
     unmatched: dict        # topic -> messages that found no partner
     output_bag: str
     mean_timings: dict
+    skipped: list = field(default_factory=list)   # [(left stamp ns, reason)] of sets that failed
 
 
 # ---------------------------------------------------------------- reading --
@@ -182,24 +184,9 @@ def input_storage(path):
     return 'mcap' if path.endswith('.mcap') else 'sqlite3'
 
 
-@contextlib.contextmanager
 def staged_bag_path(target, overwrite):
-    """Yield a fresh path to write a bag to; it becomes `target` on success."""
-    target = os.path.abspath(target)
-    if os.path.exists(target) and not overwrite:
-        raise InputError(f"output bag '{target}' already exists: pass --overwrite to replace it or choose "
-                         'another --output-bag')
-    parent, name = os.path.split(target)
-    check_writable_dir(parent)
-    stage = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
-    try:
-        # same base name: rosbags names the storage file after the folder
-        yield os.path.join(stage, name)
-        if os.path.exists(target):
-            os.replace(target, os.path.join(stage, name + '.old'))
-        os.replace(os.path.join(stage, name), target)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    """Yield a fresh path to write a bag to; it becomes `target` on success (replacing only a bag we wrote)."""
+    return staged_folder_replacement(target, overwrite, 'output bag', '--output-bag')
 
 
 def copy_connections(reader, writer, typestore):
@@ -238,7 +225,7 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
     stereo_topics = (topics.left, topics.right) if camera is not None else \
         (topics.left, topics.right, topics.left_info, topics.right_info)
     request = output_request(options)
-    names = output_topics(options.output_namespace, request, with_infos=camera is None)
+    names = output_topics(options.output_namespace, request)   # depth/camera_info also from --intrinsics
     with open_bag(bag_path) as reader:
         _check_inputs(reader, topics, names, camera, bag_path)
         storage = options.output_storage or input_storage(bag_path)
@@ -249,14 +236,19 @@ def process_bag(bag_path, output_bag, make_pipeline, topics=BagTopics(), camera=
                 outputs = {key: writer.add_connection(topic, OUTPUTS[key][1], typestore=typestore)
                            for key, topic in names.items()}
                 conversion = _Conversion(reader, writer, factory, processor, request, topics, stereo_topics,
-                                         f"bag '{bag_path}'")
+                                         f"bag '{bag_path}'", options)
                 conversion.run(copies, outputs, options.show_progress)
+            if conversion.frames == 0 and conversion.skipped:
+                raise InputError(f'all {len(conversion.skipped)} stereo set(s) failed, nothing written; the '
+                                 f'first: {conversion.skipped[0][1]}')
             if conversion.frames == 0:
                 raise InputError(f"bag '{bag_path}': no {' / '.join(stereo_topics)} messages share a header "
-                                 'stamp, so nothing was computed; record time-synchronised images and '
-                                 'camera_info (or pass --intrinsics to pair the images only)')
+                                 'stamp, so nothing was computed; pass --sync-tolerance SECONDS to pair '
+                                 'nearby stamps, record time-synchronised images and camera_info, or pass '
+                                 '--intrinsics to pair the images only')
     mean = {stage: seconds / conversion.frames for stage, seconds in conversion.timings.items()}
-    return BagSummary(conversion.frames, conversion.unmatched(), os.path.abspath(output_bag), mean)
+    return BagSummary(conversion.frames, conversion.unmatched(), os.path.abspath(output_bag), mean,
+                      conversion.skipped)
 
 
 def _check_inputs(reader, topics, names, camera, bag_path):
@@ -279,18 +271,25 @@ def _check_inputs(reader, topics, names, camera, bag_path):
 class _Conversion:
     """One pass over the input bag: copy everything, compute each complete stereo set."""
 
-    def __init__(self, reader, writer, factory, processor, request, topics, stereo_topics, source):
+    def __init__(self, reader, writer, factory, processor, request, topics, stereo_topics, source,
+                 options=BagOptions()):
         self.reader, self.writer, self.factory = reader, writer, factory
         self.processor, self.request = processor, request
         self.topics = topics
-        self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE)
+        self.fail_fast = options.fail_fast
+        self.skipped = []   # [(left stamp ns, reason)]
+        self.sync = StereoSynchronizer(stereo_topics, SYNC_QUEUE_SIZE, options.sync_tolerance_ns)
+        camera = processor.camera_override
+        # with --intrinsics the bag has no camera_info: depth/camera_info comes from the given camera
+        self.left_info = None if camera is None else factory.camera_info_from_fields(
+            camera_info_dict(camera, 'left'))
         self.received = dict.fromkeys(stereo_topics, 0)
         self.source = source
         self.frames = 0
         self.timings = {}
 
     def unmatched(self):
-        """Per input topic: messages that found no partner with the same stamp."""
+        """Per input topic: messages that found no partner (same stamp, or within the tolerance)."""
         return {topic: count - self.sync.emitted for topic, count in self.received.items()}
 
     def run(self, copies, outputs, show_progress):
@@ -314,12 +313,16 @@ class _Conversion:
         started = time.perf_counter()
         try:
             frame = StereoFrame(decoded_image(left_msg), decoded_image(group[self.topics.right][1]),
-                                group.get(self.topics.left_info, (None, None))[1],
+                                group.get(self.topics.left_info, (None, self.left_info))[1],
                                 group.get(self.topics.right_info, (None, None))[1])
             decode_seconds = time.perf_counter() - started
             result = self.processor.process(frame, self.request)
         except (BadFrame, InputError) as exc:
-            raise InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}') from None
+            error = InputError(f'{self.source} at stamp {stamp_ns(left_msg.header)}: {exc}')
+            if self.fail_fast:
+                raise error from None
+            self.skipped.append((stamp_ns(left_msg.header), str(error)))
+            return True
         if frame.left_image is not left_msg:
             self.timings['decode'] = self.timings.get('decode', 0.0) + decode_seconds
         # outputs carry the left image's bag time, like the inputs they come from

@@ -1,34 +1,34 @@
 """Image pairs and folders of pairs through a backend, results to files.
 
-Per pair (named after the left image): disparity in the chosen format, a
-colour-mapped disparity PNG, and with intrinsics the depth (.npy, metres,
-NaN invalid), optionally 16-bit millimetre depth (.png, 0 invalid) and a PLY
-point cloud. Pairs go through the node's per-frame stage
-(pipeline.frame_stage) with the node's options: the depth range applies to
-depth and cloud, decimation and colour to the cloud.
+Per pair (named after the left image): disparity (x_l - x_r, the datasets'
+convention, whatever the intrinsics) in the chosen format, a colour-mapped
+disparity PNG, and with intrinsics the depth (.npy, metres, NaN invalid),
+optionally 16-bit millimetre depth (.png, 0 invalid) and a PLY point cloud.
+Pairs go through the node's per-frame stage (pipeline.frame_stage) with the
+node's options: the depth range applies to depth and cloud, decimation and
+colour to the cloud.
 
 All files of a run are first written to a hidden staging folder inside the
 output folder and moved into place only when every pair succeeded, so a
-failed run leaves existing outputs untouched.
+failed run leaves existing outputs untouched; the output folder must be new,
+empty or one of ours, and only our earlier outputs are replaced
+(files.output_folders).
 """
-import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..files.atomic import check_writable_dir
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
 from ..files.images import read_image, write_rgb_png
+from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.progress import ProgressBar
 from ..files.visualization import robust_range
-from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_k_txt, check_image_size
+from ..geometry.intrinsics import camera_from_calibration_yaml, camera_from_intrinsics_file, check_image_size
 from ..pipeline.frame_stage import BadFrame, FrameOptions, FrameStage, OutputRequest, reported_stages
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
@@ -38,13 +38,14 @@ DISPARITY_FORMATS = ('pfm', 'png', 'npy')
 @dataclass(frozen=True)
 class OfflineOptions:
     disparity_format: str = 'pfm'
-    intrinsics: str = None        # FFS K.txt
+    intrinsics: str = None        # FFS K.txt or Middlebury calib.txt
     calib_left: str = None        # camera_calibration YAML pair
     calib_right: str = None
     write_cloud: bool = True
     write_depth_mm: bool = False  # also <stem>_depth_mm.png (16UC1 millimetres, 0 invalid)
     frame: FrameOptions = field(default_factory=FrameOptions)   # the node's geometry options
     show_progress: bool = True
+    fail_fast: bool = False       # the first bad pair ends the run (else it is skipped and named)
 
 
 # ----------------------------------------------------------------- inputs --
@@ -86,7 +87,7 @@ def load_camera(options, width=None, height=None):
     if options.intrinsics and (options.calib_left or options.calib_right):
         raise InputError('give either --intrinsics K.txt or --calib-left/--calib-right, not both')
     if options.intrinsics:
-        return camera_from_k_txt(options.intrinsics, width, height)
+        return camera_from_intrinsics_file(options.intrinsics, width, height)
     if options.calib_left or options.calib_right:
         if not (options.calib_left and options.calib_right):
             raise InputError('--calib-left and --calib-right go together: give both YAML files of the '
@@ -100,38 +101,6 @@ def load_camera(options, width=None, height=None):
 
 # ---------------------------------------------------------------- outputs --
 
-class StagedOutputs:
-    """Files written under a hidden folder, moved into `directory` on commit."""
-
-    def __init__(self, directory):
-        check_writable_dir(directory)
-        self.directory = directory
-        self.stage = tempfile.mkdtemp(prefix='.ffs-stage.', dir=directory)
-        self.names = []
-
-    def path(self, name):
-        self.names.append(name)
-        return os.path.join(self.stage, name)
-
-    def commit(self):
-        for name in self.names:
-            os.replace(os.path.join(self.stage, name), os.path.join(self.directory, name))
-        self.discard()
-
-    def discard(self):
-        shutil.rmtree(self.stage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def staged_outputs(directory):
-    staged = StagedOutputs(directory)
-    try:
-        yield staged
-        staged.commit()
-    finally:
-        staged.discard()
-
-
 def pair_request(options, camera):
     """The stage outputs the files of `options` need (depth and points only with a camera)."""
     with_camera = camera is not None
@@ -142,9 +111,12 @@ def pair_request(options, camera):
 def write_pair_outputs(staged, stem, arrays, options):
     """Files of one pair's FrameArrays; returns their names."""
     names = [f'{stem}_disparity.{options.disparity_format}', f'{stem}_disparity_color.png']
-    write_disparity(staged.path(names[0]), arrays.disparity)
-    _, high = robust_range(arrays.disparity)
-    write_rgb_png(staged.path(names[1]), colorize_disparity(arrays.disparity, 0.0, high))
+    # files hold x_l - x_r, as Middlebury, KITTI and Scene Flow files do; the cx offset belongs to
+    # DisparityImage and to depth, not to the file
+    raw_disparity = arrays.raw_disparity
+    write_disparity(staged.path(names[0]), raw_disparity)
+    _, high = robust_range(raw_disparity)
+    write_rgb_png(staged.path(names[1]), colorize_disparity(raw_disparity, 0.0, high))
     if arrays.depth is not None:
         names.append(f'{stem}_depth.npy')
         np.save(staged.path(names[-1]), arrays.depth)
@@ -162,41 +134,62 @@ def write_pair_outputs(staged, stem, arrays, options):
 
 @dataclass
 class RunSummary:
-    pairs: int
+    pairs: int                    # pairs written
     files: list
     mean_timings: dict
+    skipped: list = field(default_factory=list)   # [(left image, reason)] of pairs that failed
 
 
 def run_pairs(pairs, pipeline, output_dir, options=OfflineOptions()):
-    """Process [(left_path, right_path)] into `output_dir`; returns a RunSummary."""
+    """Process [(left_path, right_path)] into `output_dir`; returns a RunSummary.
+
+    A pair that cannot be read or computed is skipped and named in the summary (with
+    `options.fail_fast` it ends the run, nothing written); bad intrinsics and I/O errors always end it.
+    When no pair succeeds the run fails and writes nothing.
+    """
     if options.disparity_format not in DISPARITY_FORMATS:
         raise InputError(f"disparity format must be one of {', '.join(DISPARITY_FORMATS)}, "
                          f"got '{options.disparity_format}'")
     stems = output_stems(pairs)
-    check_writable_dir(output_dir)
     stage = FrameStage(pipeline, options.frame)
-    camera, files, totals = None, [], {}
-    with staged_outputs(output_dir) as staged, \
+    camera, camera_loaded, files, totals, skipped = None, False, [], {}, []
+    with output_folder(output_dir) as staged, \
             ProgressBar(len(pairs), 'stereo pairs', enabled=options.show_progress) as progress:
-        for index, ((left_path, right_path), stem) in enumerate(zip(pairs, stems)):
-            left, left_encoding = read_image(left_path, 'left')
-            right, right_encoding = read_image(right_path, 'right')
-            _check_same_size(left, right, left_path, right_path)
-            if index == 0:
-                camera = load_camera(options, left.shape[1], left.shape[0])
-            elif camera is not None:
-                check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
+        for (left_path, right_path), stem in zip(pairs, stems):
             try:
+                left, left_encoding = read_image(left_path, 'left')
+                right, right_encoding = read_image(right_path, 'right')
+                _check_same_size(left, right, left_path, right_path)
+            except InputError as exc:
+                _skip(skipped, left_path, exc, options)
+                progress.update()
+                continue
+            if not camera_loaded:   # the intrinsics' size comes from the first readable pair
+                camera, camera_loaded = load_camera(options, left.shape[1], left.shape[0]), True
+            try:
+                if camera is not None:
+                    check_image_size(camera, left.shape[1], left.shape[0], 'the intrinsics')
                 arrays = stage.compute(left, left_encoding, right, right_encoding, camera,
                                        pair_request(options, camera))
-            except BadFrame as exc:
-                raise InputError(f"pair '{left_path}' + '{right_path}': {exc}") from None
+            except (BadFrame, InputError) as exc:
+                _skip(skipped, left_path, InputError(f"pair '{left_path}' + '{right_path}': {exc}"), options)
+                progress.update()
+                continue
             files += write_pair_outputs(staged, stem, arrays, options)
             for name, seconds in reported_stages(arrays.timings).items():
                 totals[name] = totals.get(name, 0.0) + seconds
             progress.update()
-    mean = {stage: seconds / len(pairs) for stage, seconds in totals.items()}
-    return RunSummary(len(pairs), files, mean)
+        if skipped and len(skipped) == len(pairs):
+            raise InputError(f'all {len(pairs)} pair(s) failed, nothing written; the first: {skipped[0][1]}')
+    done = len(pairs) - len(skipped)
+    mean = {stage: seconds / done for stage, seconds in totals.items()}
+    return RunSummary(done, files, mean, skipped)
+
+
+def _skip(skipped, left_path, error, options):
+    if options.fail_fast:
+        raise error
+    skipped.append((left_path, str(error)))
 
 
 def _check_same_size(left, right, left_path, right_path):

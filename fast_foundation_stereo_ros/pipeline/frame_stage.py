@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import defaults
+from ..defaults import round_up
 from ..errors import ConfigError, InputError
 from ..files.colormap import colorize_disparity
 from ..geometry.intrinsics import camera_from_infos, check_image_size
@@ -113,6 +115,9 @@ class FrameOptions:
     min_depth: float = 0.0
     max_depth: float = float('inf')     # inf = no limit
     point_cloud_decimation: int = 1
+    # pixels whose match x - d lies left of the right image are invalid, as the official demo's
+    # remove_invisible (on by default there); SGBM never reports them anyway
+    invalidate_out_of_view: bool = True
 
     def __post_init__(self):
         if not self.min_depth >= 0:
@@ -139,6 +144,27 @@ class ArrayBuffer:
         return self.array.shape == tuple(shape) and self.array.dtype == np.dtype(dtype)
 
 
+#: disparities at or above this share of the searched maximum count as "at the top of the range": the
+#: scene may be nearer than f*B/max_disp there, where the search cannot see the true match
+TOP_OF_RANGE_FRACTION = 0.97
+#: headroom of the suggested max_disp over the largest disparity seen
+TOP_OF_RANGE_MARGIN = 1.25
+
+
+@dataclass(frozen=True)
+class TopOfRange:
+    """Share of pixels at the top of the searched range, and the max_disp (network-input pixels, a
+    multiple of defaults.SIZE_MULTIPLE) that would cover them (None when no pixel is there)."""
+    share: float
+    suggested_max_disp: int = None
+
+
+def _invalidate_above(disparity, maximum):
+    """NaN where the disparity exceeds the searched range (a network may regress past max_disp; such
+    values are not measurements, and a clamped value would put the obstacle farther than it is)."""
+    np.copyto(disparity, np.float32(np.nan), where=disparity > np.float32(maximum))
+
+
 @dataclass
 class FrameArrays:
     """The computed outputs of one frame (views of the stage's reusable buffers)."""
@@ -154,6 +180,17 @@ class FrameArrays:
     point_colours: np.ndarray = None  # rows x cols x 3 uint8 colours of the points (None without colour)
     colour: np.ndarray = None         # HxWx3 rgb8 disparity colour map
     timings: dict = field(default_factory=dict)   # fine stage -> seconds
+    backend_disparity: np.ndarray = None   # the pipeline's x_l - x_r before any check (may be its buffer)
+    top_of_range: TopOfRange = TopOfRange(0.0)
+
+    @property
+    def raw_disparity(self):
+        """x_l - x_r, the convention of disparity files (Middlebury, KITTI, Scene Flow), NaN invalid:
+        a new array from the backend's output, independent of the camera's cx offset (the disparity
+        itself without a camera). Used only where files are written, never on the node's path."""
+        if self.camera is None or self.backend_disparity is None:
+            return self.disparity
+        return invalidate_disparity(self.backend_disparity.astype(np.float32))
 
     @property
     def xyz(self):
@@ -192,6 +229,7 @@ class FrameStage:
         self._new_buffer = new_buffer
         self._buffers = {}        # output name -> buffer
         self._cloud_builder = None
+        self._columns = None      # 1 x W column indices (x) for the out-of-view test
 
     def set_options(self, options: FrameOptions):
         """Use `options` from the next `compute` on (the node's live reconfiguration, called by the
@@ -235,18 +273,26 @@ class FrameStage:
         watch.lap('to_rgb')
         raw = self._infer(left_rgb, right_rgb, watch)
         disparity = self.buffer('disparity', raw.shape, np.float32).array
+        top = self.top_of_range(raw)
         if camera is None:
             np.copyto(disparity, raw, casting='same_kind')
             invalidate_disparity(disparity)
+            _invalidate_above(disparity, self.pipeline.max_disparity)
+            self._invalidate_out_of_view(disparity, raw)
             watch.lap('correct')
-            return FrameArrays(left_rgb, disparity, timings=watch.timings)
+            return FrameArrays(left_rgb, disparity, timings=watch.timings, top_of_range=top)
         correct_disparity(raw, camera, out=disparity)
+        disparity_range = self.pipeline.searched_range(camera)
+        _invalidate_above(disparity, disparity_range[1])
+        self._invalidate_out_of_view(disparity, raw)
         watch.lap('correct')
-        arrays = FrameArrays(left_rgb, disparity, camera, self.pipeline.searched_range(camera),
-                             self.pipeline.delta_d(camera), timings=watch.timings)
+        arrays = FrameArrays(left_rgb, disparity, camera, disparity_range, self.pipeline.delta_d(camera),
+                             timings=watch.timings, backend_disparity=raw, top_of_range=top)
         if request.disparity_color:
             arrays.colour = colorize_disparity(disparity, *arrays.disparity_range)
             watch.lap('colormap')
+        if request.needs_depth and not camera.has_depth:
+            return arrays   # zero baseline: disparity only (the caller says so)
         if request.needs_depth:
             arrays.depth = disparity_to_depth(disparity, camera, self.options.depth_range,
                                               out=self.buffer('depth', raw.shape, np.float32).array)
@@ -260,6 +306,28 @@ class FrameStage:
                 arrays.layout = self.layout
                 watch.lap('cloud')
         return arrays
+
+    def _invalidate_out_of_view(self, disparity, raw):
+        """NaN where the raw match x - d < 0 lies outside the right image (options.invalidate_out_of_view)."""
+        if not self.options.invalidate_out_of_view:
+            return
+        width = raw.shape[1]
+        if self._columns is None or self._columns.shape[1] != width:
+            self._columns = np.arange(width, dtype=np.float32)[None, :]
+        np.copyto(disparity, np.float32(np.nan), where=raw > self._columns)
+
+    def top_of_range(self, raw):
+        """TopOfRange of the backend's disparity (camera pixels, before any check)."""
+        maximum = self.pipeline.max_disparity
+        near_top = np.count_nonzero(raw >= np.float32(TOP_OF_RANGE_FRACTION * maximum))
+        if not near_top:
+            return TopOfRange(0.0, None)
+        largest = float(np.nanmax(raw))
+        backend_max = self.pipeline.backend.max_disparity
+        input_largest = largest * backend_max / maximum   # back in network-input pixels
+        suggested = max(round_up(int(np.ceil(input_largest * TOP_OF_RANGE_MARGIN)), defaults.SIZE_MULTIPLE),
+                        round_up(int(backend_max) + 1, defaults.SIZE_MULTIPLE))
+        return TopOfRange(near_top / raw.size, suggested)
 
     def _infer(self, left_rgb, right_rgb, watch):
         try:
@@ -302,6 +370,8 @@ class ProcessedFrame:
     timings: dict = field(default_factory=dict)   # fine stage -> seconds
     disparity: np.ndarray = None      # corrected disparity (tests, tools)
     depth: np.ndarray = None
+    top_of_range: TopOfRange = TopOfRange(0.0)
+    no_baseline: bool = False         # depth/points were asked for but the camera has no baseline
 
     def stage_timings(self):
         """Seconds per reported stage (convert, infer, geometry, build)."""
@@ -339,13 +409,13 @@ class MessageFactory(ABC):
 def camera_info_fields(info):
     """The plain record geometry.camera_from_infos validates, of an rclpy or rosbags CameraInfo."""
     roi = info.roi
-    return {'width': info.width, 'height': info.height, 'p': info.p, 'binning_x': info.binning_x,
+    return {'width': info.width, 'height': info.height, 'p': info.p, 'k': info.k, 'binning_x': info.binning_x,
             'binning_y': info.binning_y, 'roi': (roi.x_offset, roi.y_offset, roi.width, roi.height)}
 
 
 def camera_info_key(left_info, right_info):
     """Hashable summary of everything the camera depends on (cache key)."""
-    return tuple((tuple(fields.pop('p')), tuple(sorted(fields.items())))
+    return tuple((tuple(fields.pop('p')), tuple(fields.pop('k')), tuple(sorted(fields.items())))
                  for fields in (camera_info_fields(left_info), camera_info_fields(right_info)))
 
 
@@ -384,7 +454,8 @@ class FrameProcessor:
         arrays = self.stage.compute(left, frame.left_image.encoding, right, frame.right_image.encoding,
                                     camera, request, watch)
         messages = self._messages(arrays, frame, request, watch)
-        return ProcessedFrame(messages, watch.timings, arrays.disparity, arrays.depth)
+        return ProcessedFrame(messages, watch.timings, arrays.disparity, arrays.depth, arrays.top_of_range,
+                              no_baseline=request.needs_depth and not camera.has_depth)
 
     def _messages(self, arrays, frame, request, watch):
         factory, stage, header = self.factory, self.stage, frame.left_image.header
@@ -397,6 +468,8 @@ class FrameProcessor:
         if request.disparity_color:
             messages['disparity_color'] = factory.image(arrays.colour, 'rgb8', header)
             watch.lap('build_color')
+        if arrays.depth is None:
+            return messages   # zero baseline: disparity only
         if (request.depth or request.depth_mm) and frame.left_info is not None:
             # the left rectified info describes the depth images too (same pixels)
             messages['depth_info'] = factory.camera_info(frame.left_info, header)

@@ -5,13 +5,20 @@ sx before inference the returned disparity is divided by sx afterwards; the
 camera model (f, cx, baseline) of the camera-resolution image then applies
 unchanged. Upsampling uses nearest neighbour so that no "flying pixels" are
 invented between foreground and background.
+
+Padding follows the official demo (replicate, split by `defaults.split_padding`:
+half before, the rest after), as `StereoModel.predict` does, so the node, `run`,
+bags and `infer` give the official disparity for any camera size
+(test/pipeline/test_image_fitting.py compares the two on the fixture checkpoint).
+Padding columns on the left of both images shifts them alike, so disparity
+values are unchanged by it.
 """
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..defaults import round_up
+from ..defaults import round_up, split_padding
 from ..errors import InputError
 
 FIT_MODES = ('letterbox', 'stretch')
@@ -28,19 +35,26 @@ class FitTransform:
         """Factor turning input-size disparity into camera-size disparity."""
         return self.camera_size[1] / self.scaled_size[1]
 
+    @property
+    def padding(self):
+        """(top, bottom, left, right) replicate padding around the scaled image."""
+        top, bottom = split_padding(self.input_size[0] - self.scaled_size[0])
+        left, right = split_padding(self.input_size[1] - self.scaled_size[1])
+        return top, bottom, left, right
+
     def apply(self, image):
-        """Resize then pad (replicate, bottom/right) one HxWxC image."""
+        """Resize then pad (replicate, centred as the official demo) one HxWxC image."""
         if self.scaled_size != self.camera_size:
             image = cv2.resize(image, self.scaled_size[::-1], interpolation=cv2.INTER_AREA)
-        pad_bottom = self.input_size[0] - self.scaled_size[0]
-        pad_right = self.input_size[1] - self.scaled_size[1]
-        if pad_bottom or pad_right:
-            image = cv2.copyMakeBorder(image, 0, pad_bottom, 0, pad_right, cv2.BORDER_REPLICATE)
+        top, bottom, left, right = self.padding
+        if top or bottom or left or right:
+            image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_REPLICATE)
         return image
 
     def restore(self, disparity):
         """Crop the padding, resize to the camera size and rescale values."""
-        disparity = disparity[:self.scaled_size[0], :self.scaled_size[1]]
+        top, _, left, _ = self.padding
+        disparity = disparity[top:top + self.scaled_size[0], left:left + self.scaled_size[1]]
         if self.scaled_size == self.camera_size:
             return disparity
         resized = cv2.resize(disparity, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)

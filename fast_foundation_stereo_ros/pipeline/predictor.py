@@ -14,7 +14,7 @@ from .stereo_pipeline import StereoPipeline
 
 
 class PipelinePredictor:
-    def __init__(self, model_path, device=defaults.CLI_DEVICE, backend='auto'):
+    def __init__(self, model_path, device=defaults.DEVICE, backend='auto'):
         self.model_path = model_path
         self.device = device
         self.kind = backend_kind(model_path, backend)
@@ -30,12 +30,8 @@ class PipelinePredictor:
         return self._pipeline
 
     def _check_baked(self, backend, valid_iters, max_disp):
-        baked = backend.baked_settings()
-        for key, wanted in (('valid_iters', valid_iters), ('max_disp', max_disp)):
-            found = baked.get(key)
-            if wanted is not None and found is not None and found != int(wanted):
-                raise ConfigError(f"'{self.model_path}' was built with {key} {found}, not {wanted}: omit "
-                                  f"--{key.replace('_', '-')} or export/build it again with that value")
+        check_baked_settings(backend, {'valid_iters': valid_iters, 'max_disp': max_disp}, self.model_path,
+                             lambda key: f"omit --{key.replace('_', '-')}")
 
     def predict(self, left, right, valid_iters=None, max_disp=None):
         pipeline = self._pipeline_for(max_disp)
@@ -46,3 +42,15 @@ class PipelinePredictor:
 
     def describe(self):
         return self._pipeline.backend.describe() if self._pipeline else f'{self.kind} ({self.model_path})'
+
+
+def check_baked_settings(backend, requested, model_path, how_to_omit):
+    """Refuse settings the backend cannot honour: `requested` {'max_disp'/'valid_iters': value or None
+    (not set)} against the values baked into an ONNX graph or engine (StereoBackend.baked_settings);
+    `how_to_omit(key)` says how the user drops the setting (CLI option or node parameter)."""
+    baked = backend.baked_settings()
+    for key, wanted in requested.items():
+        found = baked.get(key)
+        if wanted is not None and found is not None and found != int(wanted):
+            raise ConfigError(f"'{model_path}' was built with {key} {found}, not {wanted}: {how_to_omit(key)} "
+                              'or export/build it again with that value')

@@ -19,6 +19,12 @@ Counter names (also the /diagnostics keys, so tools and tests can read them):
 Timings (mean/max over the last 50 frames): latency_ms (left stamp -> outputs
 published), intake_ms (left stamp -> synchronised set complete: transport and
 callback delay), stage_ms.<stage> (decode (compressed input), convert, infer, geometry, build, publish).
+Disparity range (largest over the last 50 frames): top_of_range.percent (pixels at the
+top of the searched range, where the scene may be nearer than the search
+reaches) and top_of_range.suggested_max_disp (the max_disp that covers them).
+Transport: stamp_rate_hz.<topic> (the camera's rate, from the smallest gap
+between received header stamps); a receive rate far below it is reported as a
+transport problem with the fix.
 """
 import threading
 import time
@@ -28,6 +34,16 @@ from dataclasses import dataclass
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 STAGES = ('decode', 'convert', 'infer', 'geometry', 'build', 'publish')
+#: pixels at the top of the disparity range above this percentage make the status WARN
+TOP_OF_RANGE_WARN_PERCENT = 1.0
+#: receiving less than this share of the stamps' rate is a transport problem
+TRANSPORT_RATE_SHARE = 0.75
+#: stamps needed before the stamps' rate is trusted
+MIN_STAMPS = 6
+#: the shipped profile that lets Fast DDS deliver large images (config/ of the package)
+TRANSPORT_FIX = ('large images lose fragments over UDP: set FASTDDS_DEFAULT_PROFILES_FILE to the shipped '
+                 'fastdds_large_messages.xml (eval "$(ffs-stereo doctor --print-env)"), or use shared memory or '
+                 'compressed images')
 
 
 class NodeStatistics:
@@ -37,6 +53,9 @@ class NodeStatistics:
         self._stages = {stage: deque(maxlen=window) for stage in STAGES}
         self._latency = deque(maxlen=window)
         self._intake = deque(maxlen=window)
+        self._stamps = {}            # topic -> recent header stamps (ns)
+        self._window = window
+        self._top_of_range = deque(maxlen=window)   # (share, suggested max_disp) of recent frames
 
     def add(self, key, count=1):
         with self._lock:
@@ -52,6 +71,19 @@ class NodeStatistics:
         with self._lock:
             self._intake.append(seconds)
 
+    def record_stamp(self, topic, stamp_ns):
+        """Header stamp of a received message (the camera's rate comes from their gaps)."""
+        with self._lock:
+            stamps = self._stamps.get(topic)
+            if stamps is None:
+                stamps = self._stamps[topic] = deque(maxlen=self._window)
+            stamps.append(stamp_ns)
+
+    def record_top_of_range(self, share, suggested_max_disp):
+        """A frame's share of pixels at the top of the disparity range (pipeline.frame_stage.TopOfRange)."""
+        with self._lock:
+            self._top_of_range.append((share, suggested_max_disp or 0))
+
     def record_frame(self, stage_seconds, latency_seconds):
         with self._lock:
             for stage, seconds in stage_seconds.items():
@@ -61,9 +93,21 @@ class NodeStatistics:
 
     def snapshot(self):
         with self._lock:
+            top = max(self._top_of_range) if self._top_of_range else None
             return Snapshot(time.monotonic(), Counter(self._totals),
                             {stage: _mean_max(values) for stage, values in self._stages.items()},
-                            _mean_max(self._latency), _mean_max(self._intake))
+                            _mean_max(self._latency), _mean_max(self._intake),
+                            {topic: _stamp_rate(stamps) for topic, stamps in self._stamps.items()}, top)
+
+
+def _stamp_rate(stamps):
+    """The source's rate from the smallest positive gap between stamps (two consecutive frames that both
+    arrived), or None with too few stamps."""
+    if len(stamps) < MIN_STAMPS:
+        return None
+    ordered = sorted(stamps)
+    gaps = [later - earlier for earlier, later in zip(ordered, ordered[1:]) if later > earlier]
+    return 1e9 / min(gaps) if gaps else None
 
 
 def _mean_max(values):
@@ -79,6 +123,8 @@ class Snapshot:
     stages: dict          # stage -> (mean, max) seconds over the window, or None
     latency: tuple        # (mean, max) seconds stamp -> published, or None
     intake: tuple = None  # (mean, max) seconds stamp -> set complete, or None
+    stamp_rates: dict = None    # topic -> the source's rate (Hz) from its stamps, or None
+    top_of_range: tuple = None  # (share, suggested max_disp) largest over the window, or None
 
 
 class StatisticsReport:
@@ -99,7 +145,7 @@ class StatisticsReport:
         self._previous = current
         return current, rates, delta
 
-    def health(self, delta):
+    def health(self, delta, snapshot=None, rates=None):
         """(level, message) for the period: what a user should look at first."""
         received = sum(delta[f'in.{topic}'] for topic in self.input_topics)
         if delta['drops.backend_error']:
@@ -107,6 +153,11 @@ class StatisticsReport:
         if delta['drops.bad_input']:
             causes = ', '.join(key.split('.', 1)[1] for key in delta if key.startswith('bad_input.') and delta[key])
             return DiagnosticStatus.WARN, f'rejected input ({causes})'
+        slow = self.slow_topics(snapshot, rates) if snapshot is not None else []
+        if slow:
+            described = ', '.join(f'{rate:.1f} Hz of a {stamp_rate:.1f} Hz stream on {topic}'
+                                  for topic, rate, stamp_rate in slow)
+            return DiagnosticStatus.WARN, f'transport loses messages: receiving {described}; {TRANSPORT_FIX}'
         if received and not delta['sets']:
             silent = [topic for topic in self.input_topics if not delta[f'in.{topic}']]
             if silent:
@@ -115,12 +166,27 @@ class StatisticsReport:
                                            '(use approximate_sync, or fix the camera_info stamps)')
         if not received:
             return DiagnosticStatus.OK, 'waiting for input'
+        top = snapshot.top_of_range if snapshot is not None else None
+        if top and top[0] * 100 > TOP_OF_RANGE_WARN_PERCENT:
+            return DiagnosticStatus.WARN, (
+                f'{top[0] * 100:.1f} % of pixels at the top of the disparity range: the scene is nearer than '
+                f'the search reaches there (those pixels are invalid); set max_disp to {top[1]}')
         return DiagnosticStatus.OK, 'running'
+
+    def slow_topics(self, snapshot, rates):
+        """[(topic, receive rate, stamps' rate)] of inputs received far below their source's rate."""
+        slow = []
+        for topic in self.input_topics:
+            stamp_rate = (snapshot.stamp_rates or {}).get(topic)
+            rate = rates.get(f'in.{topic}', 0.0)
+            if stamp_rate and rate > 0 and rate < TRANSPORT_RATE_SHARE * stamp_rate:
+                slow.append((topic, rate, stamp_rate))
+        return slow
 
     def status(self, name, hardware_id):
         """DiagnosticStatus with every counter, rate and timing as KeyValues."""
         snapshot, rates, delta = self.next()
-        level, message = self.health(delta)
+        level, message = self.health(delta, snapshot, rates)
         values = [KeyValue(key='rate_hz.sets', value=_fmt(rates.get('sets', 0.0))),
                   KeyValue(key='rate_hz.frames', value=_fmt(rates.get('frames', 0.0)))]
         values += [KeyValue(key=f'rate_hz.in.{topic}', value=_fmt(rates.get(f'in.{topic}', 0.0)))
@@ -129,6 +195,13 @@ class StatisticsReport:
                    for key, rate in sorted(rates.items()) if key.startswith('out.')]
         values += [KeyValue(key=key, value=str(count)) for key, count in sorted(snapshot.totals.items())]
         values += _timing_values(snapshot)
+        values += [KeyValue(key=f'stamp_rate_hz.{topic}', value=_fmt(rate))
+                   for topic, rate in sorted((snapshot.stamp_rates or {}).items()) if rate]
+        if snapshot.top_of_range:
+            share, suggested = snapshot.top_of_range
+            values.append(KeyValue(key='top_of_range.percent', value=_fmt(share * 100)))
+            if suggested:
+                values.append(KeyValue(key='top_of_range.suggested_max_disp', value=str(suggested)))
         return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
                                 values=values)
 

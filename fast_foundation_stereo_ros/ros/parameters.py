@@ -67,7 +67,8 @@ PARAMETERS = (
     ParameterSpec('model', '', "Model file: .engine/.plan (TensorRT), .onnx (ONNX Runtime), .pth or a "
                   "model directory (PyTorch); '' or 'sgbm' = classical OpenCV SGBM, no weights"),
     ParameterSpec('backend', 'auto', "Backend; 'auto' chooses from the model path", choices=BACKEND_NAMES),
-    ParameterSpec('device', defaults.NODE_DEVICE, "Device for PyTorch / ONNX Runtime, e.g. 'cuda', 'cuda:1', 'cpu'"),
+    ParameterSpec('device', defaults.DEVICE, "Device for PyTorch / ONNX Runtime: 'auto' (CUDA when available, else the CPU; the "
+                  "choice is logged), 'cuda', 'cuda:1', 'cpu'"),
     ParameterSpec('scale', 1.0, 'Image scale before inference for backends of any input size (0 < scale <= 1); '
                   'disparity is mapped back to camera resolution', bounds=(0.0, 1.0)),
     ParameterSpec('fit_mode', 'letterbox', 'How camera images meet a fixed network input size',
@@ -93,6 +94,8 @@ PARAMETERS = (
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
                   bounds=(1, MAX_DECIMATION)),
+    ParameterSpec('invalidate_out_of_view', True, 'Invalid disparity where the match x - d lies left of the '
+                  "right image (the official demo's remove_invisible; SGBM never reports those pixels)"),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
@@ -138,6 +141,7 @@ class NodeConfig:
     use_color: bool
     avoid_point_cloud_padding: bool
     point_cloud_decimation: int
+    invalidate_out_of_view: bool
     publish_disparity: bool
     publish_disparity_color: bool
     publish_depth: bool
@@ -167,7 +171,8 @@ class NodeConfig:
         """The per-frame stage's options (checked by FrameOptions, as for every tool)."""
         return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
                             min_depth=self.depth_range[0], max_depth=self.depth_range[1],
-                            point_cloud_decimation=self.point_cloud_decimation)
+                            point_cloud_decimation=self.point_cloud_decimation,
+                            invalidate_out_of_view=self.invalidate_out_of_view)
 
     @property
     def sync_tolerance_ns(self):
@@ -256,3 +261,10 @@ def _reject(name, value, allowed):
 def _rclpy_reason(exc, name):
     reason = str(exc).split('Reason: ', 1)[-1]
     return reason[:-len(name) - 2] if reason.endswith(f': {name}') else reason
+
+
+def explicit_network_settings(config):
+    """{'max_disp', 'valid_iters'}: the value where the user changed it from the default, else None (so an
+    ONNX graph or engine with other baked values is refused only for settings the user asked for)."""
+    return {key: value if value != SPECS[key].default else None
+            for key, value in (('max_disp', config.max_disp), ('valid_iters', config.valid_iters))}

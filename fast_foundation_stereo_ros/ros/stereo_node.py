@@ -40,19 +40,23 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 from stereo_msgs.msg import DisparityImage
 
+from .. import defaults
 from ..backends import backend_kind, create_backend
 from ..errors import ConfigError, FFSError, InputError
 from ..pipeline.compressed_images import decode_compressed
 from ..pipeline.frame_stage import BackendFailure, BadFrame, FrameProcessor, OutputRequest, StereoFrame
 from ..pipeline.latest_slot import LatestSlots
+from ..pipeline.predictor import check_baked_settings
 from ..pipeline.stereo_pipeline import StereoPipeline
 from ..pipeline.synchronizer import StereoSynchronizer
 from .diagnostics import NodeStatistics, StatisticsReport, ThrottledLog
+from .environment import describe_added, reexec_with_settings
 from .heads import RAW_INPUT_TOPICS, StereoHead, head_input_topics
 from .messages import RclpyMessageFactory, stamp_to_ns
-from .parameters import declare_parameters
+from .parameters import declare_parameters, explicit_network_settings
 from .qos import describe_qos, make_qos
 from .reconfigure import reconfigured
+from .usage import usage_text, wants_help
 
 NODE_NAME = 'fast_foundation_stereo'
 INPUT_TOPICS = RAW_INPUT_TOPICS
@@ -141,8 +145,18 @@ class StereoNodeLogic:
                 "model '%s' selects the classical OpenCV SGBM matcher (no network weights, CPU): set "
                 "parameter 'model' to a .engine, .onnx or .pth file to run Fast-FoundationStereo"
                 % config.model)
-        backend = create_backend(config.model, config.backend, config.device, config.max_disp,
+        device = defaults.resolve_device(config.device)
+        if kind in ('pytorch', 'onnxruntime'):
+            self.get_logger().info(f"device '{config.device}' -> {device}"
+                                   + (' (CUDA when available, else the CPU)' if config.device == 'auto' else ''))
+        backend = create_backend(config.model, config.backend, device, config.max_disp,
                                  config.valid_iters, cuda_graph=config.cuda_graph)
+        try:
+            check_baked_settings(backend, explicit_network_settings(config), config.model,
+                                 lambda key: f"remove parameter '{key}'")
+        except ConfigError:
+            backend.close()
+            raise
         if config.warmup:
             started = time.perf_counter()
             backend.warmup()
@@ -235,7 +249,9 @@ class StereoNodeLogic:
     def _input_callback(self, head, topic):
         def callback(message):
             self.statistics.add(f'in.{topic}')
-            matched = head.synchronizer.add(topic, stamp_to_ns(message.header.stamp), message)
+            stamp = stamp_to_ns(message.header.stamp)
+            self.statistics.record_stamp(topic, stamp)
+            matched = head.synchronizer.add(topic, stamp, message)
             if matched is None:
                 return
             self._count(head, 'sets')
@@ -312,6 +328,10 @@ class StereoNodeLogic:
         if decode_seconds is not None:
             result.timings['decode'] = decode_seconds
         self.statistics.add('inferences')
+        self.statistics.record_top_of_range(result.top_of_range.share, result.top_of_range.suggested_max_disp)
+        if result.no_baseline:
+            self._bad_input_log('no_baseline', 'camera_info has a zero baseline (right P[3] = 0): publishing '
+                                'the disparity only; depth and points need the right P[3] = -fx * baseline')
         self._publish(head, result, matched.stamp_ns)
 
     @staticmethod
@@ -380,10 +400,24 @@ def _header_now(node):
     return Header(stamp=node.get_clock().now().to_msg())
 
 
+def _type_name(message_type):
+    return f"{message_type.__module__.split('.')[0]}/{message_type.__name__}"
+
+
 def main(args=None, node_class=None):
     """Console entry point `stereo_node` (`node_class`: the lifecycle node's entry point passes its own);
     returns the process exit status."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if wants_help(argv):
+        sys.stdout.write(usage_text(
+            NODE_NAME, [(topic, _type_name(kind)) for topic, kind in zip(INPUT_TOPICS, INPUT_TYPES)],
+            [(topic, _type_name(kind), parameter) for topic, kind, parameter in OUTPUTS.values()]))
+        return 0
+    reexec_with_settings(argv)   # returns when the environment is already complete (or kept by choice)
     rclpy.init(args=args)
+    added = describe_added()
+    if added:
+        rclpy.logging.get_logger(NODE_NAME).info(added)
     try:
         node = (node_class or StereoNode)()
     except (FFSError, ImportError, OSError) as exc:

@@ -70,7 +70,9 @@ def test_onnxruntime_pipeline_rescales_disparity_to_camera_size(onnx_path, fixtu
     network = fixture_model(fixture_dir).network
     at_input = run_torch(network, fit.apply(left), fit.apply(right), EXPORT_ITERS, EXPORT_MAX_DISP)
     scaled_h, scaled_w = fit.scaled_size
-    expected = cv2.resize(at_input[:scaled_h, :scaled_w], (left.shape[1], left.shape[0]),
+    top, _, left_pad, _ = fit.padding   # centred, as the official demo pads
+    expected = cv2.resize(at_input[top:top + scaled_h, left_pad:left_pad + scaled_w],
+                          (left.shape[1], left.shape[0]),
                           interpolation=cv2.INTER_NEAREST) * (left.shape[1] / scaled_w)
     assert abs(left.shape[1] / scaled_w - 1.4) < 1e-9
     assert np.abs(disparity - expected).max() <= 0.05 * 1.4
@@ -113,3 +115,33 @@ def test_tensorrt_backend_refuses_foreign_engine_on_gpu(tmp_path):
     engine = write_fake_engine(tmp_path)  # sidecar names a Jetson Orin + TensorRT 10.3.0
     with pytest.raises(EngineError, match='ffs-stereo build-engine'):
         create_backend(engine)
+
+
+def test_onnx_runtime_without_cuda_provider_says_so_in_one_line(caplog):
+    from fast_foundation_stereo_ros.backends.onnx_runtime import choose_providers
+    with caplog.at_level('WARNING'):
+        assert choose_providers('cuda', ['CPUExecutionProvider']) == ['CPUExecutionProvider']
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 1 and '\n' not in lines[0]
+    assert "device 'cuda' asked for, but this onnxruntime has no CUDA provider" in lines[0]
+    assert 'running on the CPU' in lines[0] and 'onnxruntime-gpu' in lines[0]
+    caplog.clear()
+    with caplog.at_level('WARNING'):
+        assert choose_providers('cpu', ['CPUExecutionProvider']) == ['CPUExecutionProvider']
+        assert choose_providers('cuda:1', ['CUDAExecutionProvider', 'CPUExecutionProvider'])[0] == (
+            'CUDAExecutionProvider', {'device_id': 1})
+    assert not caplog.records
+
+
+def test_one_default_device_rule_for_node_and_cli():
+    from fast_foundation_stereo_ros import defaults
+    from fast_foundation_stereo_ros.cli import build_parser
+    from fast_foundation_stereo_ros.ros.parameters import SPECS
+    assert defaults.DEVICE == 'auto' and SPECS['device'].default == 'auto'
+    parser = build_parser()
+    for argv in (['infer', '--model', 'm', '--left', 'l', '--right', 'r', '--output', 'o.pfm'],
+                 ['run', '--left', 'l', '--right', 'r', '--output', 'o'], ['demo']):
+        assert parser.parse_args(argv).device == 'auto', argv
+    import torch
+    assert defaults.resolve_device('auto') == ('cuda' if torch.cuda.is_available() else 'cpu')
+    assert defaults.resolve_device('cpu') == 'cpu'

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.files.disparity_files import read_disparity
+from fast_foundation_stereo_ros.files.output_folders import MARKER
 from fast_foundation_stereo_ros.files.ply import read_ply
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
@@ -32,7 +33,7 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
                                      '--intrinsics', k_txt, '--format', fmt)
     assert status == 0, stderr
     assert 'SGBM' in stderr and 'stereo pairs' in stderr  # announcement and progress bar
-    assert sorted(os.listdir(out)) == sorted(['pair_left_cloud.ply', 'pair_left_depth.npy',
+    assert sorted(os.listdir(out)) == sorted([MARKER, 'pair_left_cloud.ply', 'pair_left_depth.npy',
                                               f'pair_left_disparity.{fmt}', 'pair_left_disparity_color.png'])
     disparity = read_disparity(str(out / f'pair_left_disparity.{fmt}'))
     noc = scene.non_occluded & np.isfinite(disparity)
@@ -77,7 +78,8 @@ def test_pair_honours_the_node_geometry_options(tmp_path, capsys, scene, pair):
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
     status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o')
     assert status == 0
-    assert sorted(os.listdir(tmp_path / 'o')) == ['pair_left_disparity.pfm', 'pair_left_disparity_color.png']
+    assert sorted(os.listdir(tmp_path / 'o')) == [MARKER, 'pair_left_disparity.pfm',
+                                                  'pair_left_disparity_color.png']
     assert 'no intrinsics given' in stderr
 
 
@@ -105,7 +107,7 @@ def test_folders_with_calibration_yaml_and_mixed_encodings(tmp_path, capsys):
         assert np.abs(disparity - s.disparity)[noc].mean() < 0.5
         assert (out / f'{index:03d}_depth.npy').exists()
     assert not any(name.endswith('.ply') for name in os.listdir(out))
-    assert not any(name.startswith('.') for name in os.listdir(out))  # no staging left behind
+    assert [name for name in os.listdir(out) if name.startswith('.')] == [MARKER]  # no staging left behind
 
 
 def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scene):
@@ -115,21 +117,55 @@ def test_existing_outputs_replaced_only_by_a_complete_run(tmp_path, capsys, scen
     for name in ('a', 'b'):
         write_rgb(left_dir / f'{name}.png', scene.left)
         write_rgb(right_dir / f'{name}.png', scene.right)
+    status, _, stderr = run_cli(capsys, 'run', '--left', left_dir / 'a.png', '--right', right_dir / 'a.png',
+                                '--output', out, '--no-progress')   # an earlier output of ours
+    assert status == 0, stderr
     (out / 'a_disparity.pfm').write_bytes(b'old result')
     (right_dir / 'b.png').write_bytes(b'not an image')  # the second pair fails
-    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out],
-                  "cannot read right image", untouched=out)
+    # --fail-fast: the bad pair ends the run and nothing of the earlier output changes
+    expect_run_error(capsys, ['--left-dir', left_dir, '--right-dir', right_dir, '--output', out, '--fail-fast'],
+                     "cannot read right image", untouched=out)
     assert (out / 'a_disparity.pfm').read_bytes() == b'old result'
+    # by default the bad pair is skipped and named; the good one is written; exit status 1
+    status, stdout, stderr = run_cli(capsys, 'run', '--left-dir', left_dir, '--right-dir', right_dir,
+                                     '--output', out, '--no-progress')
+    assert status == 1, stderr
+    assert 'processed 1 pair(s)' in stdout
+    assert 'skipped 1 of 2 pair(s)' in stderr and f"  {left_dir / 'b.png'}: " in stderr
+    assert "cannot read right image" in stderr and 'Traceback' not in stderr
+    assert (out / 'a_disparity.pfm').read_bytes() != b'old result'
+    assert not (out / 'b_disparity.pfm').exists()
+
+
+def test_one_truncated_png_among_five_pairs_keeps_the_other_four(tmp_path, capsys, scene):
+    left_dir, right_dir, out = tmp_path / 'L', tmp_path / 'R', tmp_path / 'out'
+    left_dir.mkdir(), right_dir.mkdir()
+    for index in range(5):
+        write_rgb(left_dir / f'{index}.png', scene.left)
+        write_rgb(right_dir / f'{index}.png', scene.right)
+    data = (left_dir / '2.png').read_bytes()
+    (left_dir / '2.png').write_bytes(data[:len(data) // 3])   # truncated
+    status, stdout, stderr = run_cli(capsys, 'run', '--left-dir', left_dir, '--right-dir', right_dir,
+                                     '--output', out, '--no-progress')
+    assert status == 1, stderr
+    assert 'processed 4 pair(s)' in stdout and 'skipped 1 of 5 pair(s)' in stderr
+    assert str(left_dir / '2.png') in stderr
+    assert sorted(name for name in os.listdir(out) if name.endswith('_disparity.pfm')) == \
+        [f'{index}_disparity.pfm' for index in (0, 1, 3, 4)]
+    # every pair bad: exit 2, one line, and no output folder left behind
+    (right_dir / '0.png').write_bytes(b'x')
+    expect_run_error(capsys, ['--left', left_dir / '2.png', '--right', right_dir / '0.png',
+                              '--output', tmp_path / 'none'], 'all 1 pair(s) failed, nothing written')
+    assert not (tmp_path / 'none').exists()
 
 
 def test_unreadable_image(tmp_path, capsys, pair):
     bad = tmp_path / 'bad.png'
     bad.write_bytes(b'\x89PNG garbage')
     out = tmp_path / 'out'
-    out.mkdir()
-    (out / 'keep').write_text('x')
+    assert run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', out)[0] == 0
     line = expect_run_error(capsys, ['--left', bad, '--right', pair[1], '--output', out], 'cannot read left image',
-                         untouched=out)
+                            untouched=out)
     assert str(bad) in line
     expect_run_error(capsys, ['--left', tmp_path / 'none.png', '--right', pair[1], '--output', out],
                   'does not exist', untouched=out)

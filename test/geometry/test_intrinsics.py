@@ -1,5 +1,6 @@
 """Intrinsics from K.txt, calibration YAML pairs and camera_info records (the one validator)."""
 
+import numpy as np
 import pytest
 import yaml
 
@@ -108,7 +109,13 @@ def test_camera_info_records_pass_every_check_of_node_and_bags(scene):
     assert camera_from_infos(left, right, 160, 120) == scene.camera
     cases = [
         (dict(right, p=[0.0] * 12), {}, 'right camera_info has an all-zero projection matrix P'),
-        (dict(right, p=list(right['p'][:3]) + [0.0] + list(right['p'][4:])), {}, r'P\[3\] = 0, so the baseline is zero'),
+        (dict(right, p=[np.inf] + list(right['p'][1:])), {}, r'right camera_info P holds a non-finite value \(entry 0 is inf\)'),
+        (dict(right, p=list(right['p'][:3]) + [np.nan] + list(right['p'][4:])), {}, r'P holds a non-finite value \(entry 3'),
+        (dict(right, k=[500.0, 0, np.inf, 0, 500.0, 60.0, 0, 0, 1]), {}, r'right camera_info K holds a non-finite value'),
+        (dict(right, p=[-500.0] + list(right['p'][1:])), {}, 'focal lengths fx=-500, fy=.*both must be positive'),
+        (dict(right, p=list(right['p'][:5]) + [0.0] + list(right['p'][6:])), {}, 'fy=0: both must be positive'),
+        (dict(right, p=list(right['p'][:2]) + [400.0] + list(right['p'][3:])), {}, r'principal point \(400, .*outside the 160x120 image'),
+        (dict(right, p=list(right['p'][:6]) + [-3.0] + list(right['p'][7:])), {}, r'principal point \(.*, -3\) lies outside'),
         (dict(right, binning_x=2), {}, 'binning or an ROI'),
         (dict(right, roi=(0, 0, 80, 60)), {}, 'binning or an ROI'),
         (dict(right, width=320), {}, 'right camera_info is for 320x120 images but the images are 160x120'),
@@ -119,4 +126,9 @@ def test_camera_info_records_pass_every_check_of_node_and_bags(scene):
             camera_from_infos(left, bad_right, **size, source='test infos')
         assert str(error.value).startswith('test infos: ')
     full_roi = dict(right, roi=(0, 0, 160, 120))    # an ROI covering the image is no ROI
+    assert camera_from_infos(left, full_roi) == scene.camera
+    # Tx = 0 (stereo_image_proc's own disparity test): a camera for the disparity, without depth
+    no_baseline = camera_from_infos(left, dict(right, p=list(right['p'][:3]) + [0.0] + list(right['p'][4:])))
+    assert no_baseline.baseline == 0.0 and str(no_baseline.baseline) == '0.0' and not no_baseline.has_depth
+    assert scene.camera.has_depth
     assert camera_from_infos(left, full_roi) == scene.camera

@@ -23,12 +23,38 @@ def test_from_projections_reads_baseline_sign_and_principal_points():
     assert cam.focal_baseline == pytest.approx(F * B)
 
 
-@pytest.mark.parametrize('tx', [0.0, +F * B])
-def test_zero_or_negative_baseline_is_rejected(tx):
+def test_negative_baseline_is_rejected_and_zero_gives_a_camera_without_depth():
     p_left = [F, 0, 320.0, 0, 0, F, 240.0, 0, 0, 0, 1, 0]
-    p_right = [F, 0, 320.0, tx, 0, F, 240.0, 0, 0, 0, 1, 0]
+    p_right = [F, 0, 320.0, +F * B, 0, F, 240.0, 0, 0, 0, 1, 0]
     with pytest.raises(InputError, match='baseline must be positive'):
         StereoCamera.from_projections(p_left, p_right, 640, 480)
+    p_right[3] = 0.0   # Tx = 0: disparity only
+    cam = StereoCamera.from_projections(p_left, p_right, 640, 480)
+    assert cam.baseline == 0.0 and not cam.has_depth
+    with pytest.raises(ValueError, match='no depth'):
+        disparity_to_depth(np.ones((2, 2), np.float32), cam)
+
+
+@pytest.mark.parametrize('field', ['fx', 'fy', 'cx', 'cy', 'cx_right', 'baseline'])
+def test_non_finite_camera_parameters_are_refused(field):
+    values = dict(width=640, height=480, fx=F, fy=F, cx=320.0, cy=240.0, baseline=B, cx_right=320.0)
+    values[field] = np.inf
+    with pytest.raises(InputError, match=f'camera parameters must be finite, got {field}=inf'):
+        StereoCamera(**values)
+
+
+def test_depth_and_points_are_finite_or_nan_never_inf():
+    """A disparity too small for float32 gives NaN depth (was +inf: 'nothing there' to REP 117), and a
+    tiny focal length cannot overflow X/Y to +-inf."""
+    cam = camera()
+    disparity = np.array([[1e-45, 3e-39], [30.0, np.nan]], np.float32)   # denormals: f*B/d overflows
+    depth = disparity_to_depth(disparity, cam)
+    assert not np.isinf(depth).any()
+    assert np.isnan(depth[0, 0]) and np.isnan(depth[0, 1]) and depth[1, 0] == pytest.approx(F * B / 30.0)
+    tiny = StereoCamera(width=4, height=2, fx=1e-30, fy=1e-30, cx=0.0, cy=0.0, baseline=B)
+    xyz = PointProjector(tiny).points(np.full((2, 4), 1e10, np.float32))
+    assert not np.isinf(xyz).any()
+    assert np.isnan(xyz[0, 1, 0]) and xyz[0, 0, 0] == 0.0 and xyz[0, 1, 2] == pytest.approx(1e10)
 
 
 def test_depth_is_f_times_baseline_over_disparity():

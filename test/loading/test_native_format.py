@@ -24,7 +24,7 @@ def native_dir(tmp_path_factory):
 
 
 def test_conversion_writes_safetensors_and_manifest(native_dir):
-    assert sorted(os.listdir(native_dir)) == ['architecture.json', 'model.safetensors']
+    assert sorted(os.listdir(native_dir)) == ['.ffs-stereo-outputs.json', 'architecture.json', 'model.safetensors']
     document = json.loads((native_dir / 'architecture.json').read_text())
     assert document['format_version'] == 1 and document['args']['normalize'] is True
     assert document['source_sha256'] == fixture_model().source_sha256

@@ -82,18 +82,6 @@ def new_header(typestore, stamp_ns, frame_id):
     return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id)
 
 
-def camera_info(typestore, info_fields, header):
-    """rosbags CameraInfo from a synthetic_scenes.camera_info_dict-style dict."""
-    types = typestore.types
-    roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    return types[CAMERA_INFO](
-        header=header, height=info_fields['height'], width=info_fields['width'],
-        distortion_model=info_fields['distortion_model'],
-        d=np.asarray(info_fields['d'], np.float64), k=np.asarray(info_fields['k'], np.float64),
-        r=np.asarray(info_fields['r'], np.float64), p=np.asarray(info_fields['p'], np.float64),
-        binning_x=0, binning_y=0, roi=roi)
-
-
 def camera_from_bag(bag_path, left_info_topic, right_info_topic):
     """StereoCamera of the first camera_info pair recorded in a rosbag2."""
     left_info, right_info = first_camera_infos(bag_path, left_info_topic, right_info_topic)
@@ -123,8 +111,8 @@ def write_stereo_bag(path, scenes, encoding='rgb8', storage='mcap', with_infos=T
                         factory.image(to_encoding(scene.right, encoding), encoding, header)]
             if with_infos:
                 right_header = new_header(typestore, stamp + right_info_delay_ns, FRAME_ID)
-                messages += [camera_info(typestore, scene.camera_info('left'), header),
-                             camera_info(typestore, scene.camera_info('right'), right_header)]
+                messages += [factory.camera_info_from_fields(scene.camera_info('left'), header),
+                             factory.camera_info_from_fields(scene.camera_info('right'), right_header)]
             # bag time a little after the header stamp, as a recorder would see it
             for offset, (connection, msg) in enumerate(zip(connections, messages)):
                 if connection is connections[1] and index in without_right_image:

@@ -109,8 +109,15 @@ def test_intrinsics_instead_of_camera_info_and_namespace(tmp_path, capsys, scene
                                 '--output-namespace', 'ffs', '--avoid-point-cloud-padding', '--no-progress')
     assert status == 0, stderr
     messages, _ = read_bag(out)
-    assert {'/ffs/disparity', '/ffs/depth/image', '/ffs/points2'} <= set(messages)
+    assert {'/ffs/disparity', '/ffs/depth/image', '/ffs/points2', '/ffs/depth/camera_info'} <= set(messages)
     assert messages['/ffs/points2'][0][1].point_step == 16
+    # depth/camera_info comes from the given intrinsics, under the depth image's header
+    (_, info), = messages['/ffs/depth/camera_info']
+    (_, depth), = messages['/ffs/depth/image']
+    camera = scenes[0].camera
+    assert (info.width, info.height) == (camera.width, camera.height)
+    np.testing.assert_allclose(info.p, camera.projection_left())
+    assert stamp_ns(info.header) == stamp_ns(depth.header) and info.header.frame_id == depth.header.frame_id
 
 
 def test_unpaired_messages_are_counted_per_topic(tmp_path, capsys, scenes):
@@ -119,7 +126,8 @@ def test_unpaired_messages_are_counted_per_topic(tmp_path, capsys, scenes):
     status, stdout, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
     assert status == 0, stderr
     assert f'{FRAMES - 1} stereo set(s)' in stdout
-    assert 'unpaired messages (no partner with the same stamp): /left/image_rect: 1, /left/camera_info: 1, ' \
+    assert 'unpaired messages (no partner within the stamp tolerance; see --sync-tolerance): /left/image_rect: 1, ' \
+           '/left/camera_info: 1, ' \
            '/right/camera_info: 1' in stderr
     messages, _ = read_bag(out)
     assert [stamp_ns(msg.header) for _, msg in messages['/disparity']] == \
@@ -156,8 +164,9 @@ def test_missing_camera_info(tmp_path, capsys, scenes):
 def test_existing_output_bag_needs_overwrite_and_survives_a_failure(tmp_path, capsys, scenes):
     bag, out = str(tmp_path / 'in'), tmp_path / 'out'
     write_stereo_bag(bag, scenes[:1])
-    out.mkdir()
-    (out / 'metadata.yaml').write_text('previous bag')
+    status, _, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
+    assert status == 0, stderr   # an earlier bag of ours
+    (out / 'metadata.yaml').write_text((out / 'metadata.yaml').read_text() + '# previous bag\n')
     expect_run_error(capsys, ['--bag', bag, '--output-bag', out], 'already exists', untouched=out)
     # --overwrite, but the run fails (bad camera_info topic): the old bag stays, no partial bag
     expect_run_error(capsys, ['--bag', bag, '--output-bag', out, '--overwrite', '--left-info-topic', '/chatter'],
@@ -251,3 +260,33 @@ def test_bag_output_honours_every_node_option_and_equals_the_node_output(tmp_pat
             assert bytes(np.asarray(data(written), np.uint8)) == bytes(data(published[key])), topic
         info = messages['/depth/camera_info'][index][1]
         assert list(info.p) == list(published['depth_info'].p) and stamp_ns(info.header) == stamps[index]
+
+
+def test_right_stamps_5_ms_late_pair_with_a_sync_tolerance(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    write_stereo_bag(bag, scenes, right_info_delay_ns=5_000_000)
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'exact'], '--sync-tolerance')
+    out = tmp_path / 'approximate'
+    status, stdout, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--sync-tolerance', '0.01',
+                                     '--no-progress')
+    assert status == 0, stderr
+    assert f'{FRAMES} stereo set(s)' in stdout
+    messages, _ = read_bag(str(out))
+    assert len(messages['/disparity']) == FRAMES and len(messages['/depth/camera_info']) == FRAMES
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'x', '--sync-tolerance', '-1'],
+                     '--sync-tolerance must be 0..10 seconds')
+
+
+def test_a_bad_set_is_skipped_and_named_and_fail_fast_stops(tmp_path, capsys, scenes):
+    bag = str(tmp_path / 'in')
+    bad = dataclasses.replace(scenes[1], left=np.ascontiguousarray(scenes[1].left[:, :80]))   # left != right size
+    write_stereo_bag(bag, [scenes[0], bad, scenes[2]])
+    out = tmp_path / 'out'
+    status, stdout, stderr = run_cli(capsys, 'run', '--bag', bag, '--output-bag', out, '--no-progress')
+    assert status == 1, stderr
+    assert f'{FRAMES - 1} stereo set(s)' in stdout and f'skipped 1 of {FRAMES} stereo set(s)' in stderr
+    assert 'size' in stderr and 'Traceback' not in stderr
+    messages, _ = read_bag(str(out))
+    assert len(messages['/disparity']) == FRAMES - 1
+    expect_run_error(capsys, ['--bag', bag, '--output-bag', tmp_path / 'strict', '--fail-fast'], 'at stamp')
+    assert not (tmp_path / 'strict').exists()

@@ -1,10 +1,12 @@
 """FrameStage on arrays: the per-frame stage of node, bags, pairs and demo (real SGBM, no ROS)."""
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.backends import create_backend
+from fast_foundation_stereo_ros.backends.base import StereoBackend
 from fast_foundation_stereo_ros.errors import ConfigError
 from fast_foundation_stereo_ros.geometry.stereo import CloudLayout
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
@@ -96,3 +98,59 @@ def test_options_are_checked_once_for_every_tool(options, message):
     with pytest.raises(ConfigError, match=message):
         FrameOptions(**options)
     assert FrameOptions(max_depth=math.inf).depth_range == (0.0, math.inf)
+
+
+class FixedOutputBackend(StereoBackend):
+    """A backend whose disparity is given: a network regressing past its max_disp (202.7 px with 192 was
+    seen on the released checkpoint) without running one."""
+
+    name = 'fixed'
+
+    def __init__(self, disparity, max_disp):
+        self.disparity = disparity
+        self.max_disparity = float(max_disp)
+
+    def infer(self, left_rgb, right_rgb):
+        return self.disparity.copy()
+
+
+def test_disparity_beyond_the_searched_range_is_invalid_and_reported(scene):
+    """DisparityImage min/max tell the truth: no valid disparity exceeds the searched maximum, and the share
+    of pixels at the top of the range comes with the max_disp that would cover them."""
+    disparity = np.full((120, 160), 20.0, np.float32)
+    disparity[:30] = 202.7            # a quarter of the image regressed past max_disp 192
+    disparity[30:36] = 190.0          # at the top of the range (>= 97 % of 192), still valid
+    # (a 160-px-wide image: every match of 190 px lies left of the right image, so keep those here)
+    frame_stage = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)),
+                             FrameOptions(invalidate_out_of_view=False))
+    arrays = frame_stage.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
+    low, high = arrays.disparity_range
+    assert high == 192.0 - scene.camera.cx_offset
+    assert np.isnan(arrays.disparity[:30]).all() and np.isnan(arrays.depth[:30]).all()
+    assert np.nanmax(arrays.disparity) <= high
+    np.testing.assert_allclose(arrays.disparity[30:36], 190.0 - scene.camera.cx_offset)
+    assert arrays.top_of_range.share == pytest.approx(36 / 120)
+    assert arrays.top_of_range.suggested_max_disp == 256     # 202.7 * 1.25 -> next multiple of 32
+    # without a camera (files) the same rule holds
+    raw_only = frame_stage.compute(scene.left, 'rgb8', scene.right, 'rgb8')
+    assert np.isnan(raw_only.disparity[:30]).all() and np.nanmax(raw_only.disparity) == pytest.approx(190.0)
+    quiet = FrameStage(StereoPipeline(FixedOutputBackend(np.full((120, 160), 20.0, np.float32), 192)))
+    assert quiet.compute(scene.left, 'rgb8', scene.right, 'rgb8').top_of_range.share == 0.0
+
+
+def test_zero_baseline_gives_disparity_without_depth_or_points(scene):
+    camera = dataclasses.replace(scene.camera, baseline=0.0)
+    arrays = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', camera, EVERYTHING)
+    assert np.isfinite(arrays.disparity).mean() > 0.8
+    assert arrays.depth is None and arrays.depth_mm is None and arrays.points is None
+
+
+def test_matches_outside_the_right_image_are_invalid_unless_kept(scene):
+    """x - d < 0: the match lies left of the right image (the official demo's remove_invisible)."""
+    disparity = np.full((120, 160), 50.0, np.float32)
+    default = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)))
+    for camera in (scene.camera, None):
+        arrays = default.compute(scene.left, 'rgb8', scene.right, 'rgb8', camera)
+        assert np.isnan(arrays.disparity[:, :50]).all() and np.isfinite(arrays.disparity[:, 50:]).all()
+    kept = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)), FrameOptions(invalidate_out_of_view=False))
+    assert np.isfinite(kept.compute(scene.left, 'rgb8', scene.right, 'rgb8').disparity).all()

@@ -80,13 +80,19 @@ def ros_args(parameters, remaps=None):
 class NodeProcess:
     """The stereo node as a subprocess; output goes to a temporary log file."""
 
-    def __init__(self, domain_id, parameters=None, remaps=None, module=NODE_MODULE):
-        """`remaps`: {from: to}, including '__ns' for the namespace."""
+    def __init__(self, domain_id, parameters=None, remaps=None, module=NODE_MODULE, environment=None):
+        """`remaps`: {from: to}, including '__ns' for the namespace; `environment`: {name: value or None
+        (removed)} applied over node_environment."""
         self.log_file = tempfile.NamedTemporaryFile('w+', prefix='stereo_node_', suffix='.log', delete=False)
         self._final_output = None
         command = [sys.executable, '-m', module] + ros_args(parameters or {}, remaps)
-        self.process = subprocess.Popen(command, cwd=ROOT, env=node_environment(domain_id),
-                                        stdout=self.log_file, stderr=subprocess.STDOUT)
+        env = node_environment(domain_id)
+        for name, value in (environment or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
 
     def __enter__(self):
         return self

@@ -73,3 +73,49 @@ def test_throttled_log_is_per_cause():
     now[0] = 5.5
     assert log('encoding', 'd')
     assert lines == ['a', 'c', 'd (1 more since the last message)']
+
+
+def test_input_far_below_the_stamps_rate_is_a_transport_problem_with_the_fix():
+    """A 10 Hz camera of which 4 Hz arrive (Fast DDS over UDP without the large-message profile)."""
+    statistics = NodeStatistics()
+    report = StatisticsReport(statistics, TOPICS)
+    for index in range(40):           # stamps of a 10 Hz stream; 4 of every 10 arrive
+        if index % 10 in (0, 1, 4, 7):
+            for topic in TOPICS:
+                statistics.add(f'in.{topic}')
+                statistics.record_stamp(topic, 1_000_000_000 + index * 100_000_000)
+    statistics.add('sets', 16)
+    snapshot, rates, delta = report.next()
+    rates = {key: count / 4.0 for key, count in delta.items()}   # the 40 stamps span 4 s
+    level, message = report.health(delta, snapshot, rates)
+    assert level == DiagnosticStatus.WARN
+    assert 'receiving 4.0 Hz of a 10.0 Hz stream on left/image_rect' in message
+    assert 'FASTDDS_DEFAULT_PROFILES_FILE' in message and 'fastdds_large_messages.xml' in message
+    assert snapshot.stamp_rates['left/image_rect'] == 10.0
+    # every frame arriving is healthy
+    full = NodeStatistics()
+    report = StatisticsReport(full, TOPICS)
+    for index in range(40):
+        for topic in TOPICS:
+            full.add(f'in.{topic}')
+            full.record_stamp(topic, index * 100_000_000)
+    full.add('sets', 40)
+    snapshot, _, delta = report.next()
+    rates = {key: count / 4.0 for key, count in delta.items()}
+    assert report.health(delta, snapshot, rates) == (DiagnosticStatus.OK, 'running')
+
+
+def test_top_of_range_share_is_reported_with_the_max_disp_that_covers_it():
+    statistics = NodeStatistics()
+    report = StatisticsReport(statistics, TOPICS)
+    feed_inputs(statistics, TOPICS, 3)
+    statistics.add('sets', 3)
+    statistics.record_top_of_range(0.0, None)
+    statistics.record_top_of_range(0.25, 256)
+    statistics.record_top_of_range(0.001, 224)
+    status = report.status('n', 'h')
+    values = {kv.key: kv.value for kv in status.values}
+    assert float(values['top_of_range.percent']) == 25.0 and values['top_of_range.suggested_max_disp'] == '256'
+    assert status.level == DiagnosticStatus.WARN
+    assert '25.0 % of pixels at the top of the disparity range' in status.message
+    assert 'set max_disp to 256' in status.message

@@ -95,7 +95,11 @@ def test_bad_frames_carry_their_cause():
         processor().process(frame, OutputRequest(depth=True))
     assert error.value.cause == 'encoding'
     frame = frame_of(scene)
-    frame.right_info.p[3] = 0.0
+    frame.right_info.p[3] = abs(frame.right_info.p[3])   # right camera on the left: negative baseline
     with pytest.raises(BadFrame) as error:
         processor().process(frame, OutputRequest(depth=True))
     assert error.value.cause == 'camera_info' and 'baseline' in str(error.value)
+    frame = frame_of(scene)
+    frame.right_info.p[3] = 0.0   # Tx = 0: the disparity, no depth messages
+    result = processor().process(frame, OutputRequest(disparity=True, depth=True, points=True))
+    assert set(result.messages) == {'disparity'} and result.no_baseline and result.messages['disparity'].t == 0.0

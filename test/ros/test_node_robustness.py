@@ -8,6 +8,7 @@ from stereo_msgs.msg import DisparityImage
 
 from fast_foundation_stereo_ros.ros.messages import array_to_image
 
+from ..export.helpers import EXPORT_ITERS, exported_fixture_onnx
 from .helpers import (NodeProcess, RosGraph, StereoSource, cached_scene, counter, diagnostic_values, float_image,
                       now_ns, stamp_ns, subscribe_diagnostics, unique_domain_id, wait_until)
 
@@ -32,8 +33,12 @@ def _left_right_focal_differ(messages, scene):
     messages[3].p[3] *= 1.2
 
 
-def _zero_baseline(messages, scene):
-    messages[3].p[3] = 0.0
+def _infinite_focal_length(messages, scene):
+    messages[3].p[0] = float('inf')   # was f = inf and +inf depth everywhere, silently
+
+
+def _principal_point_outside_the_image(messages, scene):
+    messages[2].p[2] = 5000.0
 
 
 def _negative_baseline(messages, scene):
@@ -58,7 +63,8 @@ BAD_INPUTS = [  # (how, expected cause)
     (_size_mismatch, 'size_mismatch'),
     (_info_size_differs_from_image, 'camera_info'),
     (_left_right_focal_differ, 'camera_info'),
-    (_zero_baseline, 'camera_info'),
+    (_infinite_focal_length, 'camera_info'),
+    (_principal_point_outside_the_image, 'camera_info'),
     (_negative_baseline, 'camera_info'),
     (_truncated_image, 'corrupt_image'),
 ]
@@ -101,7 +107,7 @@ def test_bad_inputs_are_counted_logged_and_skipped_and_node_recovers():
         assert wait_until(lambda: diagnostic_values(diagnostics).get('_level') == b'\x00', 5.0)
         log = node.output()
     assert 'Traceback' not in log
-    # throttled: four camera_info failures within 5 s give one log line
+    # throttled: five camera_info failures within 5 s give one log line
     assert len(re.findall(r'skipping frame \(camera_info\)', log)) == 1, log
     assert 'baseline' in log or 'focal' in log or 'camera_info is for' in log
     assert "unsupported image encoding 'yuv422'" in log
@@ -167,3 +173,47 @@ def test_unknown_model_file_type_exits_with_one_line():
         node.stop()
     log = node.output()
     assert 'Traceback' not in log and "model path 'weights.xyz'" in log, log
+
+
+def test_zero_baseline_still_gives_the_disparity_with_one_throttled_warning():
+    """stereo_image_proc's own disparity test publishes camera_infos with Tx = 0 and expects a disparity."""
+    domain = unique_domain_id()
+    scene = cached_scene('plane')
+    with NodeProcess(domain, {'model': 'sgbm', 'max_disp': 64, **FAST_DIAGNOSTICS}) as node, \
+            RosGraph(domain) as graph:
+        source = StereoSource(graph)
+        disparity = graph.subscribe(DisparityImage, 'disparity')
+        depth = graph.subscribe(Image, 'depth/image')
+        assert source.wait_for_subscriber(), node.output()
+        assert graph.wait_for_publishers(['/disparity', '/depth/image']), node.output()
+        for _ in range(3):
+            messages = source.messages(scene, now_ns())
+            messages[3].p[3] = 0.0
+            count = len(disparity)
+            assert resend_until(source, messages, lambda: len(disparity) > count), node.output()
+        message = disparity.messages()[-1]
+        assert message.t == 0.0 and message.f == pytest.approx(scene.camera.fx)
+        values = float_image(message.image)
+        truth = np.isfinite(values) & scene.non_occluded
+        assert truth.mean() > 0.9
+        assert np.median(np.abs(values[truth] - scene.disparity[truth])) < 0.3
+        assert len(depth) == 0
+        log = node.output()
+    assert len(re.findall(r'zero baseline', log)) == 1, log
+    assert 'publishing the disparity only' in log and 'Traceback' not in log
+
+
+def test_settings_an_onnx_graph_cannot_honour_are_refused_as_the_cli_does(tmp_path_factory, fixture_dir):
+    """The graph bakes max_disp 192 and valid_iters 2: asking the node for others was silently ignored."""
+    onnx_path = exported_fixture_onnx(tmp_path_factory, fixture_dir)[0]
+    node = NodeProcess(unique_domain_id(), {'model': onnx_path, 'valid_iters': 5, 'warmup': False})
+    try:
+        assert node.wait_exit(60) == 2
+    finally:
+        node.stop()
+    log = node.output()
+    fatal = [line for line in log.splitlines() if 'FATAL' in line]
+    assert 'Traceback' not in log and len(fatal) == 1, log
+    assert f'was built with valid_iters {EXPORT_ITERS}, not 5' in fatal[0], log
+    assert "remove parameter 'valid_iters'" in fatal[0], log
+    assert "device 'auto' -> cpu (CUDA when available, else the CPU)" in log, log

@@ -115,9 +115,9 @@ def test_shipped_yaml_equals_the_defaults_module_and_the_declared_defaults(make_
     with open(REPO_ROOT / 'config' / 'fast_foundation_stereo.yaml', encoding='utf-8') as handle:
         shipped = yaml.safe_load(handle)['/**']['ros__parameters']
     assert (shipped['max_disp'], shipped['valid_iters'], shipped['device']) == \
-        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.NODE_DEVICE)
+        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.DEVICE)
     declared = {spec.name: spec.default for spec in PARAMETERS}
     assert shipped == declared   # every parameter, same value, nothing missing on either side
     config = declare_parameters(make_node())
     assert (config.max_disp, config.valid_iters, config.device) == \
-        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.NODE_DEVICE)
+        (defaults.MAX_DISP, defaults.VALID_ITERS, defaults.DEVICE)
