@@ -64,8 +64,9 @@ def register(subparsers):
     geometry.add_argument('--avoid-point-cloud-padding', action='store_true',
                           help='16-byte x,y,z,rgb points instead of the padded 32-byte stereo_image_proc layout')
     geometry.add_argument('--keep-out-of-view', action='store_true',
-                          help='keep disparities whose match x - d lies left of the right image (invalid by '
-                               'default, as the official demo\'s remove_invisible; node: invalidate_out_of_view)')
+                          help='keep depth and points where the match x - d lies left of the right image '
+                               '(dropped by default, as the official demo\'s remove_invisible; the disparity file '
+                               'always keeps them; node: invalidate_out_of_view)')
     geometry.add_argument('--depth-mm', action='store_true',
                           help='also 16-bit millimetre depth (0 invalid): <stem>_depth_mm.png / depth/image_mm')
 

@@ -278,13 +278,11 @@ class FrameStage:
             np.copyto(disparity, raw, casting='same_kind')
             invalidate_disparity(disparity)
             _invalidate_above(disparity, self.pipeline.max_disparity)
-            self._invalidate_out_of_view(disparity, raw)
             watch.lap('correct')
             return FrameArrays(left_rgb, disparity, timings=watch.timings, top_of_range=top)
         correct_disparity(raw, camera, out=disparity)
         disparity_range = self.pipeline.searched_range(camera)
         _invalidate_above(disparity, disparity_range[1])
-        self._invalidate_out_of_view(disparity, raw)
         watch.lap('correct')
         arrays = FrameArrays(left_rgb, disparity, camera, disparity_range, self.pipeline.delta_d(camera),
                              timings=watch.timings, backend_disparity=raw, top_of_range=top)
@@ -296,6 +294,7 @@ class FrameStage:
         if request.needs_depth:
             arrays.depth = disparity_to_depth(disparity, camera, self.options.depth_range,
                                               out=self.buffer('depth', raw.shape, np.float32).array)
+            self._invalidate_out_of_view(arrays.depth, raw)
             watch.lap('depth')
             if request.depth_mm:
                 arrays.depth_mm = depth_to_millimetres(
@@ -307,14 +306,19 @@ class FrameStage:
                 watch.lap('cloud')
         return arrays
 
-    def _invalidate_out_of_view(self, disparity, raw):
-        """NaN where the raw match x - d < 0 lies outside the right image (options.invalidate_out_of_view)."""
+    def _invalidate_out_of_view(self, depth, raw):
+        """NaN depth (so no point) where the raw match x - d < 0 lies outside the right image.
+
+        As the official demo's `remove_invisible`: the disparity keeps the network's value there (the
+        demo's disparity output does too), depth and the cloud drop it. The SGBM backend already returns
+        NaN for such matches. Off with options.invalidate_out_of_view = False.
+        """
         if not self.options.invalidate_out_of_view:
             return
         width = raw.shape[1]
         if self._columns is None or self._columns.shape[1] != width:
             self._columns = np.arange(width, dtype=np.float32)[None, :]
-        np.copyto(disparity, np.float32(np.nan), where=raw > self._columns)
+        np.copyto(depth, np.float32(np.nan), where=raw > self._columns)
 
     def top_of_range(self, raw):
         """TopOfRange of the backend's disparity (camera pixels, before any check)."""

@@ -94,8 +94,9 @@ PARAMETERS = (
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
                   bounds=(1, MAX_DECIMATION)),
-    ParameterSpec('invalidate_out_of_view', True, 'Invalid disparity where the match x - d lies left of the '
-                  "right image (the official demo's remove_invisible; SGBM never reports those pixels)"),
+    ParameterSpec('invalidate_out_of_view', True, 'No depth or point where the match x - d lies left of the '
+                  "right image (the official demo's remove_invisible; the disparity keeps its value as in the "
+                  'demo; SGBM never reports those pixels)'),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),

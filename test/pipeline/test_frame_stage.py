@@ -145,12 +145,16 @@ def test_zero_baseline_gives_disparity_without_depth_or_points(scene):
     assert arrays.depth is None and arrays.depth_mm is None and arrays.points is None
 
 
-def test_matches_outside_the_right_image_are_invalid_unless_kept(scene):
-    """x - d < 0: the match lies left of the right image (the official demo's remove_invisible)."""
+def test_matches_outside_the_right_image_leave_depth_and_points_unless_kept(scene):
+    """x - d < 0: the match lies left of the right image. As the official demo's remove_invisible, the
+    disparity keeps the network's value (so it equals the official disparity) while depth, depth_mm and
+    the cloud drop those pixels."""
     disparity = np.full((120, 160), 50.0, np.float32)
     default = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)))
-    for camera in (scene.camera, None):
-        arrays = default.compute(scene.left, 'rgb8', scene.right, 'rgb8', camera)
-        assert np.isnan(arrays.disparity[:, :50]).all() and np.isfinite(arrays.disparity[:, 50:]).all()
+    arrays = default.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING)
+    assert np.isfinite(arrays.disparity).all()
+    assert np.isnan(arrays.depth[:, :50]).all() and np.isfinite(arrays.depth[:, 50:]).all()
+    assert (arrays.depth_mm[:, :50] == 0).all() and (arrays.depth_mm[:, 50:] > 0).all()
+    assert np.isfinite(default.compute(scene.left, 'rgb8', scene.right, 'rgb8').disparity).all()
     kept = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)), FrameOptions(invalidate_out_of_view=False))
-    assert np.isfinite(kept.compute(scene.left, 'rgb8', scene.right, 'rgb8').disparity).all()
+    assert np.isfinite(kept.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING).depth).all()
