@@ -40,12 +40,19 @@ class FitTransform:
 
     def restore(self, disparity):
         """Crop the padding, resize to the camera size and rescale values."""
-        disparity = disparity[:self.scaled_size[0], :self.scaled_size[1]]
         if self.scaled_size == self.camera_size:
-            return disparity
-        resized = cv2.resize(disparity, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)
+            return self.restore_map(disparity)
+        resized = self.restore_map(disparity)
         resized *= np.float32(self.disparity_scale)
         return resized
+
+    def restore_map(self, values):
+        """Crop the padding and resize to the camera size (nearest), values unchanged: for
+        per-pixel maps that are not distances, such as confidence."""
+        values = values[:self.scaled_size[0], :self.scaled_size[1]]
+        if self.scaled_size == self.camera_size:
+            return values
+        return cv2.resize(values, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)
 
 
 def plan_fit(camera_size, input_size=None, size_multiple=1, scale=1.0, mode='letterbox'):
