@@ -19,7 +19,11 @@ Output conventions:
   images;
 - depth/image: 32FC1 metres along optical z, NaN invalid or outside the
   depth range (REP 117/118); depth/image_mm: 16UC1 millimetres, 0 invalid;
-- points2: organised, stereo_image_proc layout, NaN xyz for invalid points.
+- points2: organised, stereo_image_proc layout, NaN xyz for invalid points;
+- confidence: 32FC1 in 0..1 (1 = trusted) at camera resolution, from backends
+  that have it (StereoBackend.has_confidence). `FrameOptions.min_confidence`
+  > 0 makes disparity, depth and points NaN where confidence is below it,
+  right after inference and before any geometry.
 
 Outputs are computed straight into reusable buffers made by the factory
 (rclpy: array.array that the messages take as their data without a copy):
@@ -47,11 +51,11 @@ from .stereo_pipeline import StereoPipeline
 #: fine timing stage -> the stage reported on /diagnostics
 STAGE_OF = {
     'to_array': 'convert', 'to_rgb': 'convert', 'camera_info': 'convert', 'prepare': 'convert',
-    'infer': 'infer',
+    'infer': 'infer', 'min_confidence': 'geometry',
     'restore': 'geometry', 'correct': 'geometry', 'depth': 'geometry', 'depth_mm': 'geometry',
     'cloud': 'geometry', 'colormap': 'geometry',
     'build_disparity': 'build', 'build_depth': 'build', 'build_points': 'build',
-    'build_color': 'build',
+    'build_color': 'build', 'build_confidence': 'build',
 }
 #: largest point-cloud decimation step (the node parameter's bound)
 MAX_DECIMATION = 16
@@ -95,10 +99,11 @@ class OutputRequest:
     depth: bool = False        # depth/image (+ depth/camera_info)
     depth_mm: bool = False     # depth/image_mm (+ depth/camera_info)
     points: bool = False
+    confidence: bool = False   # confidence (32FC1, 0..1)
 
     @property
     def needs_inference(self) -> bool:
-        return self.disparity or self.disparity_color or self.needs_depth
+        return self.disparity or self.disparity_color or self.needs_depth or self.confidence
 
     @property
     def needs_depth(self) -> bool:
@@ -113,6 +118,7 @@ class FrameOptions:
     min_depth: float = 0.0
     max_depth: float = float('inf')     # inf = no limit
     point_cloud_decimation: int = 1
+    min_confidence: float = 0.0         # 0 = off; else pixels less confident become NaN
 
     def __post_init__(self):
         if not self.min_depth >= 0:
@@ -122,6 +128,8 @@ class FrameOptions:
         step = self.point_cloud_decimation
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= MAX_DECIMATION:
             raise OptionError('point_cloud_decimation', step, f'an integer in 1..{MAX_DECIMATION}')
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise OptionError('min_confidence', self.min_confidence, '0..1 (0 = off)')
 
     @property
     def depth_range(self):
@@ -153,6 +161,7 @@ class FrameArrays:
     layout: CloudLayout = None
     point_colours: np.ndarray = None  # rows x cols x 3 uint8 colours of the points (None without colour)
     colour: np.ndarray = None         # HxWx3 rgb8 disparity colour map
+    confidence: np.ndarray = None     # HxW float32 0..1 (requested and the backend has it)
     timings: dict = field(default_factory=dict)   # fine stage -> seconds
 
     @property
@@ -192,6 +201,10 @@ class FrameStage:
         self._new_buffer = new_buffer
         self._buffers = {}        # output name -> buffer
         self._cloud_builder = None
+        if options.min_confidence > 0 and not pipeline.has_confidence:
+            raise OptionError('min_confidence', options.min_confidence,
+                              f'0 with the {pipeline.backend.name} backend: its model has no confidence output '
+                              '(re-export the ONNX graph / rebuild the engine without --no-confidence)')
 
     def buffer(self, name, shape=None, dtype=None):
         """The reusable buffer of one output (re-made when its size changes)."""
@@ -226,17 +239,22 @@ class FrameStage:
         except InputError as exc:
             raise BadFrame('encoding', str(exc)) from None
         watch.lap('to_rgb')
-        raw = self._infer(left_rgb, right_rgb, watch)
+        raw, confidence = self._infer(left_rgb, right_rgb, watch, request.confidence)
         disparity = self.buffer('disparity', raw.shape, np.float32).array
+        published = None
+        if request.confidence and confidence is not None:
+            published = confidence = self._confidence_output(confidence)
         if camera is None:
             np.copyto(disparity, raw, casting='same_kind')
             invalidate_disparity(disparity)
             watch.lap('correct')
-            return FrameArrays(left_rgb, disparity, timings=watch.timings)
+            self._apply_min_confidence(disparity, confidence, watch)
+            return FrameArrays(left_rgb, disparity, confidence=published, timings=watch.timings)
         correct_disparity(raw, camera, out=disparity)
         watch.lap('correct')
+        self._apply_min_confidence(disparity, confidence, watch)
         arrays = FrameArrays(left_rgb, disparity, camera, self.pipeline.searched_range(camera),
-                             self.pipeline.delta_d(camera), timings=watch.timings)
+                             self.pipeline.delta_d(camera), confidence=published, timings=watch.timings)
         if request.disparity_color:
             arrays.colour = colorize_disparity(disparity, *arrays.disparity_range)
             watch.lap('colormap')
@@ -254,9 +272,27 @@ class FrameStage:
                 watch.lap('cloud')
         return arrays
 
-    def _infer(self, left_rgb, right_rgb, watch):
+    def _confidence_output(self, confidence):
+        """The confidence in its reusable buffer (messages take the buffer's data without a copy)."""
+        buffer = self.buffer('confidence', confidence.shape, np.float32).array
+        np.copyto(buffer, confidence, casting='same_kind')
+        return buffer
+
+    def _apply_min_confidence(self, disparity, confidence, watch):
+        """NaN where confidence < min_confidence, before depth and points are derived."""
+        threshold = self.options.min_confidence
+        if threshold > 0 and confidence is not None:
+            np.copyto(disparity, np.float32(np.nan), where=confidence < np.float32(threshold))
+            watch.lap('min_confidence')
+
+    def _infer(self, left_rgb, right_rgb, watch, confidence_requested=False):
+        """(disparity, confidence or None) at camera size; confidence is computed when requested
+        or needed for min_confidence."""
         try:
-            raw = self.pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8')
+            if confidence_requested or self.options.min_confidence > 0:
+                raw, confidence = self.pipeline.compute_with_confidence(left_rgb, right_rgb, 'rgb8', 'rgb8')
+            else:
+                raw, confidence = self.pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8'), None
         except InputError as exc:
             raise BadFrame('network_input', str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any backend failure is one frame's failure
@@ -264,7 +300,7 @@ class FrameStage:
         stages = self.pipeline.last_timings
         watch.record({'prepare': stages.get('convert', 0.0), 'infer': stages.get('infer', 0.0),
                       'restore': stages.get('restore', 0.0)})
-        return raw
+        return raw, confidence
 
     def _cloud(self, depth, left_rgb, camera):
         """(points buffer, the colours used or None) of the (decimated) depth."""
@@ -403,6 +439,10 @@ class FrameProcessor:
             messages['points'] = factory.point_cloud(arrays.points, arrays.layout, header,
                                                      data=stage.buffer('points').data)
             watch.lap('build_points')
+        if request.confidence and arrays.confidence is not None:
+            messages['confidence'] = factory.image(arrays.confidence, '32FC1', header,
+                                                   data=stage.buffer('confidence').data)
+            watch.lap('build_confidence')
         return messages
 
     @staticmethod

@@ -84,12 +84,15 @@ PARAMETERS = (
                   'instead of the padded stereo_image_proc default (32/16)'),
     ParameterSpec('point_cloud_decimation', 1, 'Publish every n-th row and column in points2',
                   bounds=(1, MAX_DECIMATION)),
+    ParameterSpec('min_confidence', 0.0, 'Pixels whose confidence (0..1) is below this become NaN in '
+                  'disparity, depth and points; 0 = off (needs a backend with confidence)', bounds=(0.0, 1.0)),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
     ParameterSpec('publish_depth', True, 'Advertise depth/image (32FC1 m) and depth/camera_info'),
     ParameterSpec('publish_depth_mm', False, 'Advertise depth/image_mm (16UC1 mm, 0 = invalid)'),
     ParameterSpec('publish_points', True, 'Advertise points2 (sensor_msgs/PointCloud2)'),
+    ParameterSpec('publish_confidence', True, 'Advertise confidence (32FC1, 0..1, backends that have it)'),
     # -- synchronisation and QoS --------------------------------------------------
     ParameterSpec('approximate_sync', False, 'Match inputs by nearest stamps instead of equal stamps'),
     ParameterSpec('approximate_sync_tolerance_seconds', 0.0, 'Largest stamp spread of one approximate '
@@ -129,11 +132,13 @@ class NodeConfig:
     use_color: bool
     avoid_point_cloud_padding: bool
     point_cloud_decimation: int
+    min_confidence: float
     publish_disparity: bool
     publish_disparity_color: bool
     publish_depth: bool
     publish_depth_mm: bool
     publish_points: bool
+    publish_confidence: bool
     approximate_sync: bool
     approximate_sync_tolerance_seconds: float
     queue_size: int
@@ -156,7 +161,8 @@ class NodeConfig:
         """The per-frame stage's options (checked by FrameOptions, as for every tool)."""
         return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
                             min_depth=self.depth_range[0], max_depth=self.depth_range[1],
-                            point_cloud_decimation=self.point_cloud_decimation)
+                            point_cloud_decimation=self.point_cloud_decimation,
+                            min_confidence=self.min_confidence)
 
     @property
     def sync_tolerance_ns(self):

@@ -55,6 +55,7 @@ OUTPUTS = {
     'depth_info': ('depth/camera_info', CameraInfo, 'publish_depth'),
     'depth_mm': ('depth/image_mm', Image, 'publish_depth_mm'),
     'points': ('points2', PointCloud2, 'publish_points'),
+    'confidence': ('confidence', Image, 'publish_confidence'),
 }
 WORKER_POLL_SECONDS = 0.2
 
@@ -196,7 +197,7 @@ class StereoNode(Node):
             return publisher is not None and publisher.get_subscription_count() > 0
         return OutputRequest(disparity=subscribed('disparity'), disparity_color=subscribed('disparity_color'),
                              depth=subscribed('depth'), depth_mm=subscribed('depth_mm'),
-                             points=subscribed('points'))
+                             points=subscribed('points'), confidence=subscribed('confidence'))
 
     def _publish(self, result, stamp_ns):
         started = time.perf_counter()
