@@ -13,7 +13,8 @@ def register(subparsers):
         'export', help='export a checkpoint to ONNX (whole network, fixed size), verified with ONNX Runtime',
         description='Export the whole network (normalisation, cost volumes, unrolled GRU, upsampling) for '
                     'one input size. The graph takes left/right 1x3xHxW float32 RGB 0..255 and returns '
-                    'disparity 1x1xHxW and (unless --no-confidence) confidence 1x1xHxW in 0..1. It is constant-folded, checked against the TensorRT op list, '
+                    'disparity 1x1xHxW and (unless --no-confidence) confidence 1x1xHxW in 0..1. It is '
+                    'constant-folded, checked against the TensorRT op list, '
                     'onnx.checker and ONNX Runtime vs the fp32 PyTorch model before it is written; the node '
                     'count by op type and per GRU iteration is printed.')
     parser.add_argument('--model', required=True, help='released .pth, a folder holding one, or a native model dir')

@@ -5,9 +5,9 @@ B x 3 x H x W float32 RGB pair in 0..255 (H, W multiples of 32) to a
 B x 1 x H x W float32 disparity; with `return_confidence=True` it returns
 (disparity, confidence), confidence a B x 1 x H x W float32 in 0..1 (see
 `classifier_confidence`), the disparity computed by exactly the same operations.
-Normalisation happens inside, so an exported graph takes raw pixels. Sub-modules are built from a checkpoint manifest by
-`loading.network_builders`; attribute names equal the official ones, so the released
-state dict loads with strict=True.
+Normalisation happens inside, so an exported graph takes raw pixels. Sub-modules
+are built from a checkpoint manifest by `loading.network_builders`; attribute
+names equal the official ones, so the released state dict loads with strict=True.
 """
 import contextlib
 
@@ -53,9 +53,9 @@ def classifier_confidence(prob, disp):
     `prob` (B, D, h, w) is the classifier's softmax over the D = max_disp/4 bins
     of the 1/4-resolution volume, `disp` (B, 1, h, w) the final (GRU-refined)
     disparity at 1/4 resolution in bins. Each bin i is weighted by
-    clamp((1.5 - |i - disp|) / 0.5, 0, 1): full weight within +-1 bin (+-4 px at full
-    resolution), falling to 0 at +-1.5 bins, so the measure is continuous in
-    disp. Why this and not +-0.25 bins (+-1 full-res px) or the peak
+    clamp((1.5 - |i - disp|) / 0.5, 0, 1): full weight within +-1 bin (+-4 px
+    at full resolution), falling to 0 at +-1.5 bins, so the measure is
+    continuous in disp. Why this and not +-0.25 bins (+-1 full-res px) or the peak
     probability: bins are 4 full-res px apart, so a +-0.25-bin window holds at
     most one bin and jumps between 0 and that bin's probability as disp moves;
     and the soft-argmin represents a sub-bin disparity by splitting mass between

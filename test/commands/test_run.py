@@ -32,8 +32,9 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
                                      '--intrinsics', k_txt, '--format', fmt)
     assert status == 0, stderr
     assert 'SGBM' in stderr and 'stereo pairs' in stderr  # announcement and progress bar
-    assert sorted(os.listdir(out)) == sorted(['pair_left_cloud.ply', 'pair_left_depth.npy', 'pair_left_confidence.npy',
-                                              f'pair_left_disparity.{fmt}', 'pair_left_disparity_color.png'])
+    assert sorted(os.listdir(out)) == sorted(['pair_left_cloud.ply', 'pair_left_depth.npy',
+                                              'pair_left_confidence.npy', f'pair_left_disparity.{fmt}',
+                                              'pair_left_disparity_color.png'])
     disparity = read_disparity(str(out / f'pair_left_disparity.{fmt}'))
     noc = scene.non_occluded & np.isfinite(disparity)
     assert np.abs(disparity - scene.disparity)[noc].mean() < 0.5
@@ -196,7 +197,8 @@ def test_confidence_file_feeds_eval_and_min_confidence_invalidates(tmp_path, cap
     left, right = write_pair(str(tmp_path), scene)
     truth = str(tmp_path / 'truth.npy')
     np.save(truth, scene.disparity)
-    assert run_cli(capsys, 'run', '--left', left, '--right', right, '--output', tmp_path / 'o', '--format', 'npy')[0] == 0
+    assert run_cli(capsys, 'run', '--left', left, '--right', right, '--output', tmp_path / 'o',
+                   '--format', 'npy')[0] == 0
     confidence = np.load(tmp_path / 'o' / 'pair_left_confidence.npy')
     disparity = read_disparity(str(tmp_path / 'o' / 'pair_left_disparity.npy'))
     assert confidence.shape == disparity.shape == (180, 240) and confidence.dtype == np.float32

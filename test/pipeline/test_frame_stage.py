@@ -105,7 +105,8 @@ def test_min_confidence_invalidates_disparity_depth_and_points(scene):
     full_disparity = full.disparity.copy()
     assert confidence.shape == (120, 160) and 0 <= confidence.min() and confidence.max() <= 1
     threshold = float(np.percentile(confidence[np.isfinite(full_disparity)], 30))
-    arrays = stage(min_confidence=threshold).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, request)
+    arrays = stage(min_confidence=threshold).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera,
+                                                     request)
     dropped = confidence < threshold
     assert 0.05 < (dropped & np.isfinite(full_disparity)).mean() < 0.5
     assert np.isnan(arrays.disparity[dropped]).all() and np.isnan(arrays.depth[dropped]).all()
