@@ -22,9 +22,18 @@ class StereoBackend(ABC):
     #: largest disparity (pixels at input size) the backend can return
     max_disparity = float(defaults.MAX_DISP)
 
+    #: whether `infer_with_confidence` returns a confidence map (False: a single-output
+    #: ONNX graph or engine exported without it)
+    has_confidence = False
+
     @abstractmethod
     def infer(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> np.ndarray:
         """Return float32 HxW disparity for two HxWx3 uint8 RGB arrays."""
+
+    def infer_with_confidence(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> tuple:
+        """(disparity, confidence): confidence a float32 HxW map in 0..1 (1 = trusted), or
+        None when the backend has none (`has_confidence` False). The disparity equals `infer`'s."""
+        return self.infer(left_rgb, right_rgb), None
 
     def check_input_pair(self, left_rgb: np.ndarray, right_rgb: np.ndarray) -> None:
         """Refuse images that do not match a fixed input size (camera images must go

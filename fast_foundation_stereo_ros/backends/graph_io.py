@@ -2,12 +2,15 @@
 
 Inputs `left` and `right` are 1x3xHxW float32 RGB in 0..255 (normalisation is
 inside the graph); the output `disparity` is 1x1xHxW float32 x_l - x_r in
-network-input pixels.
+network-input pixels. Graphs exported with confidence (the default) have a
+second output `confidence`, 1x1xHxW float32 in 0..1; older single-output
+graphs and engines still load and report no confidence.
 """
 import numpy as np
 
 INPUT_NAMES = ('left', 'right')
 OUTPUT_NAME = 'disparity'
+CONFIDENCE_NAME = 'confidence'
 
 
 def to_nchw(image):

@@ -1,7 +1,9 @@
 """ONNX Runtime backend for graphs written by `ffs-stereo export`.
 
 The graph has a static input size (read from its inputs), normalisation
-inside, and `max_disp` in its metadata. CUDA is used when onnxruntime-gpu
+inside, and `max_disp` in its metadata. A graph with the second output
+`confidence` (the default export) gives `infer_with_confidence` a map; an older
+single-output graph loads too and reports none. CUDA is used when onnxruntime-gpu
 provides it and a CUDA device is asked for; otherwise the CPU provider runs
 with all graph optimisations and one intra-op thread per core.
 """
@@ -13,7 +15,7 @@ import numpy as np
 from .. import defaults
 from ..errors import ConfigError, EngineError
 from .base import StereoBackend
-from .graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
+from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME, to_nchw
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class OnnxRuntimeBackend(StereoBackend):
             raise EngineError(f"ONNX Runtime cannot load '{self.path}': {exc}") from None
         self.providers = self._session.get_providers()
         self.input_size = self._static_input_size()
+        self.has_confidence = CONFIDENCE_NAME in [tensor.name for tensor in self._session.get_outputs()]
         metadata = self._session.get_modelmeta().custom_metadata_map
         self.metadata = dict(metadata)
         self.max_disparity = float(metadata.get('max_disp', self.max_disparity))
@@ -78,10 +81,19 @@ class OnnxRuntimeBackend(StereoBackend):
                               'size with ffs-stereo export --height H --width W')
         return int(shape[2]), int(shape[3])
 
-    def infer(self, left_rgb, right_rgb):
+    def _run(self, left_rgb, right_rgb, names):
         self.check_input_pair(left_rgb, right_rgb)
         feeds = {INPUT_NAMES[0]: to_nchw(left_rgb), INPUT_NAMES[1]: to_nchw(right_rgb)}
-        return self._session.run([OUTPUT_NAME], feeds)[0][0, 0].astype(np.float32, copy=False)
+        return [output[0, 0].astype(np.float32, copy=False) for output in self._session.run(names, feeds)]
+
+    def infer(self, left_rgb, right_rgb):
+        return self._run(left_rgb, right_rgb, [OUTPUT_NAME])[0]
+
+    def infer_with_confidence(self, left_rgb, right_rgb):
+        if not self.has_confidence:
+            return self.infer(left_rgb, right_rgb), None
+        disparity, confidence = self._run(left_rgb, right_rgb, [OUTPUT_NAME, CONFIDENCE_NAME])
+        return disparity, confidence
 
     def baked_settings(self):
         return _integer_settings(self.metadata)

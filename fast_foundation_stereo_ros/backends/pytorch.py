@@ -12,6 +12,7 @@ class TorchBackend(StereoBackend):
     name = 'pytorch'
     input_size = None
     size_multiple = defaults.SIZE_MULTIPLE
+    has_confidence = True
 
     def __init__(self, path, device=defaults.DEVICE, max_disp=defaults.MAX_DISP, valid_iters=defaults.VALID_ITERS):
         import torch
@@ -33,6 +34,10 @@ class TorchBackend(StereoBackend):
 
     def infer(self, left_rgb, right_rgb):
         return self.model.predict(left_rgb, right_rgb, valid_iters=self.valid_iters, max_disp=self.max_disp)
+
+    def infer_with_confidence(self, left_rgb, right_rgb):
+        return self.model.predict_with_confidence(left_rgb, right_rgb, valid_iters=self.valid_iters,
+                                                  max_disp=self.max_disp)
 
     def close(self):
         self.model = None

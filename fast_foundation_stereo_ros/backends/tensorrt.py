@@ -8,6 +8,10 @@ call that reports failure by its return value (deserialize_cuda_engine,
 create_execution_context, set_tensor_address, execute_async_v3) is checked
 and turned into an EngineError naming the engine.
 
+An engine built from a graph with the `confidence` output (listed in the
+sidecar's outputs) binds it too and `infer_with_confidence` returns it; an
+engine without it loads as before and reports no confidence.
+
 Input normalisation is inside the graph, so the host only lays out the two
 uint8 images as 1x3xHxW floats 0..255 in page-locked buffers. With
 `cuda_graph=True` the engine is captured once as a CUDA graph and replayed
@@ -26,7 +30,7 @@ import numpy as np
 from ..errors import EngineError
 from .base import StereoBackend
 from .engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
-from .graph_io import INPUT_NAMES, OUTPUT_NAME
+from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME
 from .tensorrt_runtime import GraphLauncher, import_tensorrt, open_cuda, probe_fingerprint
 
 
@@ -75,7 +79,7 @@ class TensorRTBackend(StereoBackend):
     def _bind_tensors(self, trt):
         """Allocate one host/device buffer pair per I/O tensor and bind the device side."""
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        expected = set(INPUT_NAMES) | {OUTPUT_NAME}
+        expected = set(INPUT_NAMES) | {OUTPUT_NAME} | ({CONFIDENCE_NAME} & set(names))
         if set(names) != expected:
             refuse_engine(self.path, f'its I/O tensors are {sorted(names)}, expected {sorted(expected)}',
                           self.sidecar)
@@ -92,6 +96,7 @@ class TensorRTBackend(StereoBackend):
             if not self._context.set_tensor_address(name, pointer):
                 refuse_engine(self.path, f"TensorRT refused the device buffer of tensor '{name}' "
                                          '(set_tensor_address returned False)', self.sidecar)
+        self.has_confidence = CONFIDENCE_NAME in names
 
     def _enqueue(self):
         if not self._context.execute_async_v3(self._cuda.stream_handle):
@@ -102,17 +107,28 @@ class TensorRTBackend(StereoBackend):
         """'off', 'pending', 'captured', 'failed' or 'unsupported' (see GraphLauncher)."""
         return self._launcher.state
 
-    def infer(self, left_rgb, right_rgb):
+    def _run(self, left_rgb, right_rgb, names):
+        """Upload the pair, run the engine, download the outputs `names` (HxW float32 copies)."""
         self.check_input_pair(left_rgb, right_rgb)
         for name, image in zip(INPUT_NAMES, (left_rgb, right_rgb)):
             host, pointer = self._buffers[name]
             host[0] = image.transpose(2, 0, 1)  # HWC uint8 -> CHW in the engine's float dtype
             self._cuda.to_device(pointer, host)
         self._launcher.run()
-        host, pointer = self._buffers[OUTPUT_NAME]
-        self._cuda.to_host(host, pointer)
+        for name in names:
+            host, pointer = self._buffers[name]
+            self._cuda.to_host(host, pointer)
         self._cuda.synchronize()
-        return host[0, 0].astype(np.float32, copy=True)
+        return [self._buffers[name][0][0, 0].astype(np.float32, copy=True) for name in names]
+
+    def infer(self, left_rgb, right_rgb):
+        return self._run(left_rgb, right_rgb, [OUTPUT_NAME])[0]
+
+    def infer_with_confidence(self, left_rgb, right_rgb):
+        if not self.has_confidence:
+            return self.infer(left_rgb, right_rgb), None
+        disparity, confidence = self._run(left_rgb, right_rgb, [OUTPUT_NAME, CONFIDENCE_NAME])
+        return disparity, confidence
 
     def close(self):
         cuda = getattr(self, '_cuda', None)

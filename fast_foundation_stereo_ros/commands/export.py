@@ -13,7 +13,8 @@ def register(subparsers):
         'export', help='export a checkpoint to ONNX (whole network, fixed size), verified with ONNX Runtime',
         description='Export the whole network (normalisation, cost volumes, unrolled GRU, upsampling) for '
                     'one input size. The graph takes left/right 1x3xHxW float32 RGB 0..255 and returns '
-                    'disparity 1x1xHxW. It is constant-folded, checked against the TensorRT op list, '
+                    'disparity 1x1xHxW and (unless --no-confidence) confidence 1x1xHxW in 0..1. It is '
+                    'constant-folded, checked against the TensorRT op list, '
                     'onnx.checker and ONNX Runtime vs the fp32 PyTorch model before it is written; the node '
                     'count by op type and per GRU iteration is printed.')
     parser.add_argument('--model', required=True, help='released .pth, a folder holding one, or a native model dir')
@@ -31,6 +32,9 @@ def register(subparsers):
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max abs disparity difference ONNX Runtime vs fp32 PyTorch (default '
                              f'{defaults.EXPORT_TOLERANCE_PX} px for fp32, {FP16_TOLERANCE_PX} px for fp16)')
+    parser.add_argument('--no-confidence', dest='confidence', action='store_false',
+                        help='leave out the second output `confidence` (a single-output graph; '
+                             'the backends then report no confidence)')
     parser.add_argument('--output', required=True, help='output .onnx file (written atomically)')
     parser.set_defaults(func=run)
 
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files.atomic import check_output_file
     check_output_file(args.output)   # before the export and its verification, which take a while
     result = export_onnx(args.model, args.output, args.height, args.width, args.max_disp, args.valid_iters,
-                         args.opset, verify=True, tolerance=args.tolerance, precision=args.precision)
+                         args.opset, verify=True, tolerance=args.tolerance, precision=args.precision,
+                         confidence=args.confidence)
     print(f'wrote {result.path} ({args.precision}, export {result.export_seconds:.1f} s, verification '
           f'{result.verification.seconds:.1f} s)')
     return 0

@@ -34,6 +34,9 @@ def register(subparsers):
     files.add_argument('--format', default='pfm', choices=DISPARITY_FORMATS,
                        help='disparity file format: pfm (float), png (16-bit KITTI, d*256) or npy')
     files.add_argument('--no-cloud', action='store_true', help='do not write PLY point clouds')
+    files.add_argument('--no-confidence', action='store_true',
+                       help='do not write <stem>_confidence.npy (float32 0..1, for eval --confidence; written '
+                            'when the backend has confidence)')
 
     camera = parser.add_argument_group('intrinsics (needed for depth and points)')
     camera.add_argument('--intrinsics', help='Fast-FoundationStereo K.txt (K row-major, then baseline in m) '
@@ -67,6 +70,8 @@ def register(subparsers):
                           help='keep depth and points where the match x - d lies left of the right image '
                                '(dropped by default, as the official demo\'s remove_invisible; the disparity file '
                                'always keeps them; node: invalidate_out_of_view)')
+    geometry.add_argument('--min-confidence', type=float, default=0.0,
+                          help='0..1; less confident pixels become NaN in disparity, depth and points (0 = off)')
     geometry.add_argument('--depth-mm', action='store_true',
                           help='also 16-bit millimetre depth (0 invalid): <stem>_depth_mm.png / depth/image_mm')
 
@@ -86,7 +91,7 @@ def frame_options(args):
     return FrameOptions(use_color=not args.no_color, avoid_point_cloud_padding=args.avoid_point_cloud_padding,
                         min_depth=args.min_depth, max_depth=math.inf if args.max_depth == 0 else args.max_depth,
                         point_cloud_decimation=args.point_cloud_decimation,
-                        invalidate_out_of_view=not args.keep_out_of_view)
+                        invalidate_out_of_view=not args.keep_out_of_view, min_confidence=args.min_confidence)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     options = OfflineOptions(disparity_format=args.format, intrinsics=args.intrinsics,
                              calib_left=args.calib_left, calib_right=args.calib_right,
                              write_cloud=not args.no_cloud, write_depth_mm=args.depth_mm, frame=frame,
+                             write_confidence=not args.no_confidence,
                              show_progress=not args.no_progress, fail_fast=args.fail_fast)
     pipeline = build_pipeline(args)
     summary = run_pairs(pairs, pipeline, args.output, options)

@@ -17,8 +17,10 @@ GELUs cost about 2 % of a CPU run).
 
 `nodes_per_iteration` counts the nodes of one unrolled GRU step from the
 graph's data flow (each step starts with the lookup's GatherElements), so
-it needs no node names. test/export/test_onnx_export.py checks both figures
-on the exported fixture graph.
+it needs no node names; `confidence_head_nodes` counts the nodes that only
+the `confidence` output needs (what confidence adds to the graph).
+test/export/test_onnx_export.py checks these figures on the exported fixture
+graph.
 """
 from ..errors import EngineError
 
@@ -143,10 +145,25 @@ def nodes_per_iteration(model):
     return max(inner) if inner else None
 
 
+def confidence_head_nodes(model, disparity_output='disparity'):
+    """Names of the nodes no path to `disparity_output` needs: the confidence head (empty without one)."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    needed, stack = set(), [producers[disparity_output]] if disparity_output in producers else []
+    while stack:
+        node = stack.pop()
+        if id(node) in needed:
+            continue
+        needed.add(id(node))
+        stack.extend(producers[name] for name in node.input if name in producers)
+    return [node.name for node in model.graph.node if id(node) not in needed]
+
+
 def describe_counts(model):
-    """Printable lines: total nodes, nodes per GRU step, then the count of every op type."""
+    """Printable lines: total nodes, nodes per GRU step and of the confidence head, then the count of every op type."""
     counts = op_counts(model)
     per_step = nodes_per_iteration(model)
     step_text = f', {per_step} per GRU iteration' if per_step is not None else ''
+    head = len(confidence_head_nodes(model))
+    step_text += f', {head} for confidence' if head else ''
     by_op = ', '.join(f'{op} {count}' for op, count in counts.items())
     return [f'graph: {len(model.graph.node)} nodes{step_text}', f'nodes by op type: {by_op}']

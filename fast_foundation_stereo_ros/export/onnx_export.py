@@ -2,7 +2,9 @@
 
 One graph holds everything from raw 0..255 RGB to full-resolution disparity:
 normalisation, features, both cost volumes, aggregation, `valid_iters`
-unrolled GRU steps and the learned upsampling. H, W, max_disp and
+unrolled GRU steps and the learned upsampling; by default also the second
+output `confidence` (see `network.fast_foundation_stereo.classifier_confidence`;
+its nodes are FP32 islands of an fp16 graph). H, W, max_disp and
 valid_iters are baked in (TensorRT builds fastest engines for static shapes,
 and the loop must be unrolled anyway).
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import defaults
-from ..backends.graph_io import INPUT_NAMES, OUTPUT_NAME, to_nchw
+from ..backends.graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME, to_nchw
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path
 from ..version import __version__
@@ -59,6 +61,8 @@ class Verification:
     tolerance: float
     seconds: float
     share_over_1px: float = 0.0
+    #: max |ONNX Runtime - PyTorch| confidence, None for a graph without confidence
+    confidence_max_abs: float = None
 
     @property
     def passed(self):
@@ -67,8 +71,9 @@ class Verification:
     def summary(self):
         verdict = 'OK' if self.passed else 'FAILED'
         return (f'ONNX Runtime vs PyTorch: max abs {self.max_abs:.5f} px, mean abs {self.mean_abs:.5f} px, '
-                f'{100 * self.share_over_1px:.3f} % of pixels off by > 1 px (tolerance {self.tolerance} px) '
-                f'{verdict}')
+                f'{100 * self.share_over_1px:.3f} % of pixels off by > 1 px (tolerance {self.tolerance} px)'
+                + ('' if self.confidence_max_abs is None else
+                   f', confidence max abs {self.confidence_max_abs:.5f}') + f' {verdict}')
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ def load_for_export(model):
 
 
 def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_iters=DEFAULT_VALID_ITERS,
-                opset=DEFAULT_OPSET, verify=True, tolerance=None, log=print, precision='fp32'):
+                opset=DEFAULT_OPSET, verify=True, tolerance=None, log=print, precision='fp32', confidence=True):
     """Export `model` (checkpoint path or StereoModel) to `output`; return an ExportResult.
 
     `precision` 'fp32' writes a float32 graph; 'fp16' a strongly typed
@@ -109,7 +114,8 @@ def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_i
     graph is constant-folded, then checked against the TensorRT op list,
     onnx.checker and ONNX Runtime vs the fp32 PyTorch model; `tolerance`
     (max abs px) defaults to TOLERANCE_PX for fp32 and FP16_TOLERANCE_PX for
-    fp16. Raises ConfigError for bad settings and EngineError when the graph
+    fp16. `confidence` adds the second output `confidence` (metadata `outputs`
+    lists the outputs). Raises ConfigError for bad settings and EngineError when the graph
     cannot go to TensorRT or is beyond tolerance; nothing is written then.
     """
     if not str(output).lower().endswith('.onnx'):
@@ -123,10 +129,10 @@ def export_onnx(model, output, height, width, max_disp=DEFAULT_MAX_DISP, valid_i
         tolerance = FP16_TOLERANCE_PX if precision == 'fp16' else TOLERANCE_PX
     stereo = load_for_export(model)
     _check_max_disp(stereo.network, max_disp)
-    metadata = export_metadata(stereo, model, height, width, max_disp, valid_iters, opset, precision)
+    metadata = export_metadata(stereo, model, height, width, max_disp, valid_iters, opset, precision, confidence)
     with atomic_path(output) as tmp:
         start = time.perf_counter()
-        traced = trace_to_onnx(stereo.network, tmp, height, width, max_disp, valid_iters, opset)
+        traced = trace_to_onnx(stereo.network, tmp, height, width, max_disp, valid_iters, opset, confidence)
         log(f'traced: {len(traced.graph.node)} nodes')
         graph = compact_graph(traced)
         del traced
@@ -165,7 +171,8 @@ def _check_max_disp(network, max_disp):
         raise ConfigError(f'--max-disp must be a positive multiple of 4, got {max_disp}')
 
 
-def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset, precision='fp32'):
+def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset, precision='fp32',
+                    confidence=True):
     """String metadata_props stored in the graph (read back by `read_metadata`).
 
     `precision` ('fp32' | 'fp16') is the contract with the engine builder:
@@ -187,8 +194,15 @@ def export_metadata(stereo, source, height, width, max_disp, valid_iters, opset,
         'origin_sha256': str(getattr(stereo, 'origin_sha256', '') or ''),
         'source_model': str(source_model or ''),
         'input_format': 'left/right: 1x3xHxW float32 RGB 0..255 (normalised inside the graph)',
-        'output_format': 'disparity: 1x1xHxW float32, left-image pixels at input size',
+        'output_format': 'disparity: 1x1xHxW float32, left-image pixels at input size'
+                         + ('; confidence: 1x1xHxW float32, 0..1' if confidence else ''),
+        'outputs': ','.join(graph_output_names(confidence)),
     }
+
+
+def graph_output_names(confidence):
+    """Output names of a graph exported with or without confidence."""
+    return [OUTPUT_NAME, CONFIDENCE_NAME] if confidence else [OUTPUT_NAME]
 
 
 def read_metadata(model_or_path):
@@ -213,11 +227,11 @@ def _set_metadata(graph, metadata):
 
 
 def _declare_output_shape(graph, height, width):
-    """The tracer leaves the output dims symbolic; state the static 1x1xHxW shape."""
-    dims = graph.graph.output[0].type.tensor_type.shape.dim
-    for dim, size in zip(dims, (1, 1, height, width)):
-        dim.Clear()
-        dim.dim_value = size
+    """The tracer leaves the output dims symbolic; state the static 1x1xHxW shape of every output."""
+    for output in graph.graph.output:
+        for dim, size in zip(output.type.tensor_type.shape.dim, (1, 1, height, width)):
+            dim.Clear()
+            dim.dim_value = size
 
 
 def _save_and_check(graph, path):
@@ -231,7 +245,7 @@ def _save_and_check(graph, path):
 
 # --- tracing ----------------------------------------------------------------------------------
 
-def _fixed_settings_module(network, valid_iters, max_disp):
+def _fixed_settings_module(network, valid_iters, max_disp, confidence=False):
     """nn.Module with forward(left, right) calling `network` with baked-in settings."""
     import torch
 
@@ -243,7 +257,7 @@ def _fixed_settings_module(network, valid_iters, max_disp):
             self.network = network
 
         def forward(self, left, right):
-            return self.network(left, right, int(valid_iters), int(max_disp))
+            return self.network(left, right, int(valid_iters), int(max_disp), return_confidence=confidence)
     return FixedSettings().eval()
 
 
@@ -265,7 +279,7 @@ def _export_mode(network, formulation='compact'):
             setattr(network, key, value)
 
 
-def trace_to_onnx(network, path, height, width, max_disp, valid_iters, opset=DEFAULT_OPSET):
+def trace_to_onnx(network, path, height, width, max_disp, valid_iters, opset=DEFAULT_OPSET, confidence=False):
     """torch.onnx.export (TorchScript exporter) of the fixed-settings network; returns the ModelProto."""
     import onnx
     import torch
@@ -275,14 +289,14 @@ def trace_to_onnx(network, path, height, width, max_disp, valid_iters, opset=DEF
     network = network.eval()
     if next(network.parameters()).device.type != 'cpu':
         raise ConfigError('export the network from a CPU-loaded model (load_model(path, device="cpu"))')
-    wrapper = _fixed_settings_module(network, valid_iters, max_disp)
+    wrapper = _fixed_settings_module(network, valid_iters, max_disp, confidence)
     with _export_mode(network), torch.no_grad(), warnings.catch_warnings():
         # The exporter's deprecation notice and TracerWarnings about Python
         # ints are expected here (the settings are meant to be constants).
         warnings.simplefilter('ignore')
         try:
             torch.onnx.export(wrapper, (left, right), path, dynamo=False, opset_version=int(opset),
-                              input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                              input_names=list(INPUT_NAMES), output_names=graph_output_names(confidence),
                               do_constant_folding=True, export_params=True)
         except Exception as exc:  # noqa: BLE001 - report any exporter failure as one line
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
@@ -299,11 +313,14 @@ def verification_pair(height, width, seed=0):
     return scene.left, scene.right
 
 
-def run_torch(network, left, right, valid_iters, max_disp):
+def run_torch(network, left, right, valid_iters, max_disp, confidence=False):
+    """Eager fp32 disparity (HxW), or (disparity, confidence) with `confidence`."""
     import torch
     with _export_mode(network, 'fast'), torch.no_grad():
         output = network(torch.from_numpy(to_nchw(left)), torch.from_numpy(to_nchw(right)),
-                         int(valid_iters), int(max_disp))
+                         int(valid_iters), int(max_disp), return_confidence=confidence)
+    if confidence:
+        return tuple(tensor[0, 0].numpy() for tensor in output)
     return output[0, 0].numpy()
 
 
@@ -324,11 +341,19 @@ def verify_onnx(path, network, height, width, max_disp, valid_iters, tolerance=T
     """
     start = time.perf_counter()
     left, right = verification_pair(height, width)
-    expected = run_torch(network, left, right, valid_iters, max_disp)
     session = ort_cpu_session(path)
-    found = session.run([OUTPUT_NAME], {INPUT_NAMES[0]: to_nchw(left), INPUT_NAMES[1]: to_nchw(right)})[0][0, 0]
-    difference = np.abs(found.astype(np.float64) - expected.astype(np.float64))
+    names = [output.name for output in session.get_outputs()]
+    confidence = CONFIDENCE_NAME in names
+    expected = run_torch(network, left, right, valid_iters, max_disp, confidence)
+    found = session.run(graph_output_names(confidence),
+                        {INPUT_NAMES[0]: to_nchw(left), INPUT_NAMES[1]: to_nchw(right)})
+    confidence_max_abs = None
+    if confidence:
+        expected, expected_confidence = expected
+        confidence_max_abs = float(np.abs(found[1][0, 0].astype(np.float64) - expected_confidence).max())
+    difference = np.abs(found[0][0, 0].astype(np.float64) - expected.astype(np.float64))
     if not np.all(np.isfinite(difference)):
-        return Verification(float('inf'), float('inf'), tolerance, time.perf_counter() - start, 1.0)
+        return Verification(float('inf'), float('inf'), tolerance, time.perf_counter() - start, 1.0,
+                            confidence_max_abs)
     return Verification(float(difference.max()), float(difference.mean()), tolerance,
-                        time.perf_counter() - start, float((difference > 1.0).mean()))
+                        time.perf_counter() - start, float((difference > 1.0).mean()), confidence_max_abs)

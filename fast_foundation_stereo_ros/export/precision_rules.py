@@ -23,7 +23,11 @@ On top of that, wherever they occur, the op types in FP32_OP_TYPES
 (normalisation reductions, lookup gathers and rounding) are islands. The
 soft-argmin and upsampling-weight softmaxes are glue after the classifier,
 hence islands; the attention softmaxes inside learned blocks run in FP16
-(TensorRT and ONNX Runtime normalise them with the row maximum).
+(TensorRT and ONNX Runtime normalise them with the row maximum). The
+confidence head (probability mass near the disparity, its convex upsampling;
+`network.fast_foundation_stereo.classifier_confidence`) is glue after the
+classifier too, so it is an island by the same rule: its window weights and
+sums of probabilities need float32 as much as the soft-argmin does.
 Only float-producing nodes matter: integer/bool nodes (index casts,
 comparisons) are exact at any precision. test/export/test_mixed_precision.py
 checks the islands on the exported fixture graph.

@@ -8,6 +8,10 @@ A pixel the method left invalid (NaN) is counted as an error for bad-N and
 D1, so a method cannot improve its score by discarding hard pixels; EPE is
 averaged over the pixels the method did predict, and `density` says how many
 those were.
+
+`sparsification` ranks predicted pixels by a confidence map and reports the
+accuracy of the pixels kept as the least confident are removed in steps, so a
+confidence threshold can be chosen from it.
 """
 from dataclasses import dataclass
 
@@ -95,3 +99,62 @@ def _percent(flags):
 
 def _size(array):
     return 'x'.join(str(n) for n in np.shape(array)[::-1][-2:]) if np.ndim(array) >= 2 else str(np.shape(array))
+
+
+#: fractions of the least-confident pixels removed, one row of the sparsification curve each
+SPARSIFICATION_STEPS = tuple(step / 10 for step in range(10))
+
+
+@dataclass(frozen=True)
+class SparsificationRow:
+    removed: float     # fraction of the least-confident predicted pixels removed
+    threshold: float   # confidence of the least-confident pixel kept
+    kept: int          # pixels kept
+    epe: float         # mean |d - d_gt| of the kept pixels, px
+    bad2: float        # % of kept pixels with error > 2 px
+
+
+def sparsification(prediction, ground_truth, confidence, mask=None, steps=SPARSIFICATION_STEPS):
+    """Accuracy of the kept pixels as the least-confident `steps` fractions are removed.
+
+    Only pixels with valid ground truth (and `mask`) that the method predicted
+    (finite disparity and confidence) take part: the curve ranks predictions,
+    it does not score missing ones (`evaluate` does). Ties in confidence are
+    broken by pixel order (a stable sort), so equal-confidence pixels leave in
+    scan order. Returns a list of SparsificationRow, one per step; an empty
+    list when no pixel takes part.
+    """
+    prediction = np.asarray(prediction, np.float32)
+    ground_truth = np.asarray(ground_truth, np.float32)
+    confidence = np.asarray(confidence, np.float32)
+    if not prediction.shape == ground_truth.shape == confidence.shape:
+        raise InputError(f'prediction {_size(prediction)}, ground truth {_size(ground_truth)} and confidence '
+                         f'{_size(confidence)} must be the same size: give the confidence written with this '
+                         'disparity')
+    region = valid_ground_truth(ground_truth) & np.isfinite(prediction) & np.isfinite(confidence)
+    if mask is not None:
+        region &= mask
+    count = int(region.sum())
+    if count == 0:
+        return []
+    order = np.argsort(-confidence[region], kind='stable')    # most confident first
+    error = np.abs(prediction[region] - ground_truth[region])[order].astype(np.float64)
+    ranked_confidence = confidence[region][order]
+    error_sum = np.cumsum(error)
+    bad_count = np.cumsum(error > 2.0)
+    rows = []
+    for removed in steps:
+        kept = max(1, count - int(round(removed * count)))
+        rows.append(SparsificationRow(removed=float(removed), threshold=float(ranked_confidence[kept - 1]),
+                                      kept=kept, epe=float(error_sum[kept - 1] / kept),
+                                      bad2=float(100.0 * bad_count[kept - 1] / kept)))
+    return rows
+
+
+def format_sparsification(rows):
+    """Plain-text sparsification table: one row per removed share, EPE and bad-2 of the kept pixels."""
+    header = f"{'removed %':>9}{'confidence >=':>15}{'kept':>10}{'EPE px':>9}{'bad-2 %':>9}"
+    lines = [header, '-' * len(header)]
+    for row in rows:
+        lines.append(f'{100 * row.removed:>9.0f}{row.threshold:>15.4f}{row.kept:>10d}{row.epe:>9.3f}{row.bad2:>9.2f}')
+    return '\n'.join(lines)

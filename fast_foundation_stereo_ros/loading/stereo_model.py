@@ -131,6 +131,15 @@ class StereoModel:
     def predict(self, left: np.ndarray, right: np.ndarray, valid_iters: int = None,
                 max_disp: int = None) -> np.ndarray:
         """Float32 HxW disparity (left image pixels) for an RGB or grey uint8 pair."""
+        return self._run(left, right, valid_iters, max_disp, False)[0]
+
+    def predict_with_confidence(self, left: np.ndarray, right: np.ndarray, valid_iters: int = None,
+                                max_disp: int = None) -> tuple:
+        """(disparity, confidence): float32 HxW arrays, confidence in 0..1 (see
+        `network.fast_foundation_stereo.classifier_confidence`); the disparity equals `predict`'s."""
+        return self._run(left, right, valid_iters, max_disp, True)
+
+    def _run(self, left, right, valid_iters, max_disp, return_confidence):
         valid_iters, max_disp = self.check_settings(valid_iters, max_disp)
         left_tensor = _image_tensor(left, 'left')
         right_tensor = _image_tensor(right, 'right')
@@ -141,9 +150,12 @@ class StereoModel:
         (left_tensor, right_tensor), (top, bottom, lft, rgt) = pad_to_multiple(
             [left_tensor.to(self.device), right_tensor.to(self.device)])
         with torch.inference_mode():
-            disparity = self.network(left_tensor, right_tensor, valid_iters, max_disp)
-        disparity = disparity[0, 0, top:top + height, lft:lft + width]
-        return disparity.float().cpu().numpy().astype(np.float32, copy=False)
+            outputs = self.network(left_tensor, right_tensor, valid_iters, max_disp,
+                                   return_confidence=return_confidence)
+        outputs = outputs if return_confidence else (outputs, None)
+        return tuple(None if output is None else
+                     output[0, 0, top:top + height, lft:lft + width].float().cpu().numpy()
+                     .astype(np.float32, copy=False) for output in outputs)
 
     def describe(self):
         return (f'Fast-FoundationStereo from {self.source_path} on {self.device} '

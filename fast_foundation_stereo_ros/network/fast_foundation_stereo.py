@@ -2,10 +2,12 @@
 
 `FastFoundationStereoNet.forward(left, right, valid_iters, max_disp)` maps a
 B x 3 x H x W float32 RGB pair in 0..255 (H, W multiples of 32) to a
-B x 1 x H x W float32 disparity. Normalisation happens inside, so an exported
-graph takes raw pixels. Sub-modules are built from a checkpoint manifest by
-`loading.network_builders`; attribute names equal the official ones, so the released
-state dict loads with strict=True.
+B x 1 x H x W float32 disparity; with `return_confidence=True` it returns
+(disparity, confidence), confidence a B x 1 x H x W float32 in 0..1 (see
+`classifier_confidence`), the disparity computed by exactly the same operations.
+Normalisation happens inside, so an exported graph takes raw pixels. Sub-modules
+are built from a checkpoint manifest by `loading.network_builders`; attribute
+names equal the official ones, so the released state dict loads with strict=True.
 """
 import contextlib
 
@@ -37,6 +39,37 @@ def disparity_regression(prob):
     """Soft-argmin: expected disparity index under `prob` (B, D, H, W)."""
     values = torch.arange(prob.shape[1], dtype=prob.dtype, device=prob.device)
     return torch.sum(prob * values.view(1, -1, 1, 1), 1, keepdim=True)
+
+
+#: Half-width, in 1/4-resolution disparity bins, of the window whose probability mass is the
+#: confidence; mass beyond it fades out linearly over CONFIDENCE_FADE_BINS.
+CONFIDENCE_HALF_WIDTH_BINS = 1.0
+CONFIDENCE_FADE_BINS = 0.5
+
+
+def classifier_confidence(prob, disp):
+    """Probability mass of the classifier near the regressed disparity, 0..1.
+
+    `prob` (B, D, h, w) is the classifier's softmax over the D = max_disp/4 bins
+    of the 1/4-resolution volume, `disp` (B, 1, h, w) the final (GRU-refined)
+    disparity at 1/4 resolution in bins. Each bin i is weighted by
+    clamp((1.5 - |i - disp|) / 0.5, 0, 1): full weight within +-1 bin (+-4 px
+    at full resolution), falling to 0 at +-1.5 bins, so the measure is
+    continuous in disp. Why this and not +-0.25 bins (+-1 full-res px) or the peak
+    probability: bins are 4 full-res px apart, so a +-0.25-bin window holds at
+    most one bin and jumps between 0 and that bin's probability as disp moves;
+    and the soft-argmin represents a sub-bin disparity by splitting mass between
+    two neighbouring bins, which the peak probability would score as half as
+    confident. With this window a distribution concentrated on the two bins
+    around disp scores 1, a flat or multi-modal one scores low, and a GRU
+    refinement that leaves the classifier's mode scores low. Verified by
+    test/network/test_confidence.py (range, peaked vs flat, bit-identical
+    disparity).
+    """
+    bins = torch.arange(prob.shape[1], dtype=prob.dtype, device=prob.device).view(1, -1, 1, 1)
+    reach = CONFIDENCE_HALF_WIDTH_BINS + CONFIDENCE_FADE_BINS
+    weights = torch.clamp((reach - torch.abs(bins - disp)) / CONFIDENCE_FADE_BINS, 0.0, 1.0)
+    return torch.clamp(torch.sum(prob * weights, 1, keepdim=True), 0.0, 1.0)
 
 
 def convex_upsample(disp, weights):
@@ -219,10 +252,16 @@ class FastFoundationStereoNet(nn.Module):
         volume = call_with_feature(self.corr_feature_att, volume, features_left[0])
         return self.cost_agg(volume, features_left)
 
-    def initial_disparity(self, volume):
+    def classifier_probabilities(self, volume):
+        """Softmax over the disparity bins (B, D, h, w), float32."""
         logits = self.classifier(volume).squeeze(1)
         with self._float32_region(volume.device):
-            return disparity_regression(F.softmax(logits.float(), dim=1))
+            return F.softmax(logits.float(), dim=1)
+
+    def initial_disparity(self, prob):
+        """Soft-argmin over the classifier's probabilities, in 1/4-resolution bins."""
+        with self._float32_region(prob.device):
+            return disparity_regression(prob)
 
     def context(self, features04):
         net_raw, inp_raw = self.cnet(features04)[:2]
@@ -231,13 +270,17 @@ class FastFoundationStereoNet(nn.Module):
         context = self.cam(context) * context
         return hidden, context, self.sam(context)
 
-    def upsample(self, disp, mask_features, stem_2x):
-        weights = F.softmax(self.spx_gru(self.spx_2_gru(mask_features, stem_2x)), 1)
+    def upsample_weights(self, mask_features, stem_2x):
+        """Convex upsampling weights (B, 9, H, W), softmax-normalised over the 9 neighbours."""
+        return F.softmax(self.spx_gru(self.spx_2_gru(mask_features, stem_2x)), 1)
+
+    def upsample(self, disp, weights):
+        """1/4-resolution disparity in bins -> full-resolution disparity in pixels."""
         with self._float32_region(disp.device):
             return convex_upsample(disp.float() * 4.0, weights.float())
 
     # ---- forward -----------------------------------------------------------------------
-    def forward(self, left, right, valid_iters: int, max_disp: int):
+    def forward(self, left, right, valid_iters: int, max_disp: int, return_confidence: bool = False):
         self.check_inputs(left, right, valid_iters, max_disp)
         if self.formulation not in FORMULATIONS:
             raise ConfigError(f'unknown formulation {self.formulation!r}')
@@ -253,7 +296,8 @@ class FastFoundationStereoNet(nn.Module):
                 volume = self.build_volume(features_left[0], features_right[0], num_disp)
             with self._stage('aggregation'):
                 volume = self.aggregate(volume, features_left)
-                disp = self.initial_disparity(volume)
+                prob = self.classifier_probabilities(volume)
+                disp = self.initial_disparity(prob)
                 hidden, context, attention = self.context(features_left[0])
         with self._stage('gru'):
             with self._float32_region(device):
@@ -269,4 +313,11 @@ class FastFoundationStereoNet(nn.Module):
                 disp = disp + delta.float()
         with self._stage('upsampling'):
             with self._autocast(device):
-                return self.upsample(disp, mask_features, stem_2x)
+                weights = self.upsample_weights(mask_features, stem_2x)
+                disparity = self.upsample(disp, weights)
+            if not return_confidence:
+                return disparity
+            with self._float32_region(device):
+                # Same convex weights as the disparity: a convex mix keeps 0..1.
+                confidence = convex_upsample(classifier_confidence(prob, disp), weights.float())
+            return disparity, confidence

@@ -43,6 +43,7 @@ class OfflineOptions:
     calib_right: str = None
     write_cloud: bool = True
     write_depth_mm: bool = False  # also <stem>_depth_mm.png (16UC1 millimetres, 0 invalid)
+    write_confidence: bool = True  # <stem>_confidence.npy (float32 0..1) with backends that have it
     frame: FrameOptions = field(default_factory=FrameOptions)   # the node's geometry options
     show_progress: bool = True
     fail_fast: bool = False       # the first bad pair ends the run (else it is skipped and named)
@@ -105,7 +106,7 @@ def pair_request(options, camera):
     """The stage outputs the files of `options` need (depth and points only with a camera)."""
     with_camera = camera is not None
     return OutputRequest(disparity=True, depth=with_camera, depth_mm=with_camera and options.write_depth_mm,
-                         points=with_camera and options.write_cloud)
+                         points=with_camera and options.write_cloud, confidence=options.write_confidence)
 
 
 def write_pair_outputs(staged, stem, arrays, options):
@@ -117,6 +118,9 @@ def write_pair_outputs(staged, stem, arrays, options):
     write_disparity(staged.path(names[0]), raw_disparity)
     _, high = robust_range(raw_disparity)
     write_rgb_png(staged.path(names[1]), colorize_disparity(raw_disparity, 0.0, high))
+    if arrays.confidence is not None:
+        names.append(f'{stem}_confidence.npy')
+        np.save(staged.path(names[-1]), arrays.confidence)
     if arrays.depth is not None:
         names.append(f'{stem}_depth.npy')
         np.save(staged.path(names[-1]), arrays.depth)

@@ -19,7 +19,11 @@ Output conventions:
   images;
 - depth/image: 32FC1 metres along optical z, NaN invalid or outside the
   depth range (REP 117/118); depth/image_mm: 16UC1 millimetres, 0 invalid;
-- points2: organised, stereo_image_proc layout, NaN xyz for invalid points.
+- points2: organised, stereo_image_proc layout, NaN xyz for invalid points;
+- confidence: 32FC1 in 0..1 (1 = trusted) at camera resolution, from backends
+  that have it (StereoBackend.has_confidence). `FrameOptions.min_confidence`
+  > 0 makes disparity, depth and points NaN where confidence is below it,
+  right after inference and before any geometry.
 
 Outputs are computed straight into reusable buffers made by the factory
 (rclpy: array.array that the messages take as their data without a copy):
@@ -49,11 +53,11 @@ from .stereo_pipeline import StereoPipeline
 #: fine timing stage -> the stage reported on /diagnostics
 STAGE_OF = {
     'to_array': 'convert', 'to_rgb': 'convert', 'camera_info': 'convert', 'prepare': 'convert',
-    'infer': 'infer',
+    'infer': 'infer', 'min_confidence': 'geometry',
     'restore': 'geometry', 'correct': 'geometry', 'depth': 'geometry', 'depth_mm': 'geometry',
     'cloud': 'geometry', 'colormap': 'geometry',
     'build_disparity': 'build', 'build_depth': 'build', 'build_points': 'build',
-    'build_color': 'build',
+    'build_color': 'build', 'build_confidence': 'build',
 }
 #: largest point-cloud decimation step (the node parameter's bound)
 MAX_DECIMATION = 16
@@ -97,10 +101,11 @@ class OutputRequest:
     depth: bool = False        # depth/image (+ depth/camera_info)
     depth_mm: bool = False     # depth/image_mm (+ depth/camera_info)
     points: bool = False
+    confidence: bool = False   # confidence (32FC1, 0..1)
 
     @property
     def needs_inference(self) -> bool:
-        return self.disparity or self.disparity_color or self.needs_depth
+        return self.disparity or self.disparity_color or self.needs_depth or self.confidence
 
     @property
     def needs_depth(self) -> bool:
@@ -115,9 +120,10 @@ class FrameOptions:
     min_depth: float = 0.0
     max_depth: float = float('inf')     # inf = no limit
     point_cloud_decimation: int = 1
-    # pixels whose match x - d lies left of the right image are invalid, as the official demo's
-    # remove_invisible (on by default there); SGBM never reports them anyway
+    # pixels whose match x - d lies left of the right image get no depth or point, as the official
+    # demo's remove_invisible (on by default there); SGBM never reports them anyway
     invalidate_out_of_view: bool = True
+    min_confidence: float = 0.0         # 0 = off; else pixels less confident become NaN
 
     def __post_init__(self):
         if not self.min_depth >= 0:
@@ -127,6 +133,8 @@ class FrameOptions:
         step = self.point_cloud_decimation
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 1 <= step <= MAX_DECIMATION:
             raise OptionError('point_cloud_decimation', step, f'an integer in 1..{MAX_DECIMATION}')
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise OptionError('min_confidence', self.min_confidence, '0..1 (0 = off)')
 
     @property
     def depth_range(self):
@@ -179,9 +187,11 @@ class FrameArrays:
     layout: CloudLayout = None
     point_colours: np.ndarray = None  # rows x cols x 3 uint8 colours of the points (None without colour)
     colour: np.ndarray = None         # HxWx3 rgb8 disparity colour map
+    confidence: np.ndarray = None     # HxW float32 0..1 (requested and the backend has it)
     timings: dict = field(default_factory=dict)   # fine stage -> seconds
     backend_disparity: np.ndarray = None   # the pipeline's x_l - x_r before any check (may be its buffer)
     top_of_range: TopOfRange = TopOfRange(0.0)
+    low_confidence: np.ndarray = None      # HxW bool: pixels min_confidence invalidated (None: off)
 
     @property
     def raw_disparity(self):
@@ -190,7 +200,10 @@ class FrameArrays:
         itself without a camera). Used only where files are written, never on the node's path."""
         if self.camera is None or self.backend_disparity is None:
             return self.disparity
-        return invalidate_disparity(self.backend_disparity.astype(np.float32))
+        raw = invalidate_disparity(self.backend_disparity.astype(np.float32))
+        if self.low_confidence is not None:
+            raw[self.low_confidence] = np.nan
+        return raw
 
     @property
     def xyz(self):
@@ -230,10 +243,19 @@ class FrameStage:
         self._buffers = {}        # output name -> buffer
         self._cloud_builder = None
         self._columns = None      # 1 x W column indices (x) for the out-of-view test
+        self.check_options(options)
+
+    def check_options(self, options: FrameOptions):
+        """Refuse options this stage's backend cannot honour (ConfigError naming the option)."""
+        if options.min_confidence > 0 and not self.pipeline.has_confidence:
+            raise OptionError('min_confidence', options.min_confidence,
+                              f'0 with the {self.pipeline.backend.name} backend: its model has no confidence '
+                              'output (re-export the ONNX graph / rebuild the engine without --no-confidence)')
 
     def set_options(self, options: FrameOptions):
         """Use `options` from the next `compute` on (the node's live reconfiguration, called by the
         thread that computes, between frames); the cloud layout follows colour and padding."""
+        self.check_options(options)
         self.options = options
         self.layout = CloudLayout.for_options(options.use_color, options.avoid_point_cloud_padding)
         self._cloud_builder = None
@@ -271,21 +293,28 @@ class FrameStage:
         except InputError as exc:
             raise BadFrame('encoding', str(exc)) from None
         watch.lap('to_rgb')
-        raw = self._infer(left_rgb, right_rgb, watch)
+        raw, confidence = self._infer(left_rgb, right_rgb, watch, request.confidence)
         disparity = self.buffer('disparity', raw.shape, np.float32).array
         top = self.top_of_range(raw)
+        published = None
+        if request.confidence and confidence is not None:
+            published = confidence = self._confidence_output(confidence)
         if camera is None:
             np.copyto(disparity, raw, casting='same_kind')
             invalidate_disparity(disparity)
             _invalidate_above(disparity, self.pipeline.max_disparity)
             watch.lap('correct')
-            return FrameArrays(left_rgb, disparity, timings=watch.timings, top_of_range=top)
+            low = self._apply_min_confidence(disparity, confidence, watch)
+            return FrameArrays(left_rgb, disparity, confidence=published, timings=watch.timings, top_of_range=top,
+                               low_confidence=low)
         correct_disparity(raw, camera, out=disparity)
         disparity_range = self.pipeline.searched_range(camera)
         _invalidate_above(disparity, disparity_range[1])
         watch.lap('correct')
+        low = self._apply_min_confidence(disparity, confidence, watch)
         arrays = FrameArrays(left_rgb, disparity, camera, disparity_range, self.pipeline.delta_d(camera),
-                             timings=watch.timings, backend_disparity=raw, top_of_range=top)
+                             confidence=published, timings=watch.timings, backend_disparity=raw,
+                             top_of_range=top, low_confidence=low)
         if request.disparity_color:
             arrays.colour = colorize_disparity(disparity, *arrays.disparity_range)
             watch.lap('colormap')
@@ -333,9 +362,31 @@ class FrameStage:
                         round_up(int(backend_max) + 1, defaults.SIZE_MULTIPLE))
         return TopOfRange(near_top / raw.size, suggested)
 
-    def _infer(self, left_rgb, right_rgb, watch):
+    def _confidence_output(self, confidence):
+        """The confidence in its reusable buffer (messages take the buffer's data without a copy)."""
+        buffer = self.buffer('confidence', confidence.shape, np.float32).array
+        np.copyto(buffer, confidence, casting='same_kind')
+        return buffer
+
+    def _apply_min_confidence(self, disparity, confidence, watch):
+        """NaN where confidence < min_confidence, before depth and points are derived; returns the
+        mask of those pixels (None when the threshold is off)."""
+        threshold = self.options.min_confidence
+        if threshold <= 0 or confidence is None:
+            return None
+        low = confidence < np.float32(threshold)
+        np.copyto(disparity, np.float32(np.nan), where=low)
+        watch.lap('min_confidence')
+        return low
+
+    def _infer(self, left_rgb, right_rgb, watch, confidence_requested=False):
+        """(disparity, confidence or None) at camera size; confidence is computed when requested
+        or needed for min_confidence."""
         try:
-            raw = self.pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8')
+            if confidence_requested or self.options.min_confidence > 0:
+                raw, confidence = self.pipeline.compute_with_confidence(left_rgb, right_rgb, 'rgb8', 'rgb8')
+            else:
+                raw, confidence = self.pipeline.compute(left_rgb, right_rgb, 'rgb8', 'rgb8'), None
         except InputError as exc:
             raise BadFrame('network_input', str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any backend failure is one frame's failure
@@ -343,7 +394,7 @@ class FrameStage:
         stages = self.pipeline.last_timings
         watch.record({'prepare': stages.get('convert', 0.0), 'infer': stages.get('infer', 0.0),
                       'restore': stages.get('restore', 0.0)})
-        return raw
+        return raw, confidence
 
     def _cloud(self, depth, left_rgb, camera):
         """(points buffer, the colours used or None) of the (decimated) depth."""
@@ -487,6 +538,10 @@ class FrameProcessor:
             messages['points'] = factory.point_cloud(arrays.points, arrays.layout, header,
                                                      data=stage.buffer('points').data)
             watch.lap('build_points')
+        if request.confidence and arrays.confidence is not None:
+            messages['confidence'] = factory.image(arrays.confidence, '32FC1', header,
+                                                   data=stage.buffer('confidence').data)
+            watch.lap('build_confidence')
         return messages
 
     @staticmethod

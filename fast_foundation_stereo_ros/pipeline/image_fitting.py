@@ -53,13 +53,19 @@ class FitTransform:
 
     def restore(self, disparity):
         """Crop the padding, resize to the camera size and rescale values."""
+        restored = self.restore_map(disparity)
+        if self.scaled_size != self.camera_size:
+            restored *= np.float32(self.disparity_scale)   # a new array: cv2.resize made it
+        return restored
+
+    def restore_map(self, values):
+        """Crop the (centred) padding and resize to the camera size (nearest), values unchanged: the
+        disparity's geometry, for per-pixel maps that are not distances, such as confidence."""
         top, _, left, _ = self.padding
-        disparity = disparity[top:top + self.scaled_size[0], left:left + self.scaled_size[1]]
+        values = values[top:top + self.scaled_size[0], left:left + self.scaled_size[1]]
         if self.scaled_size == self.camera_size:
-            return disparity
-        resized = cv2.resize(disparity, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)
-        resized *= np.float32(self.disparity_scale)
-        return resized
+            return values
+        return cv2.resize(values, self.camera_size[::-1], interpolation=cv2.INTER_NEAREST)
 
 
 def plan_fit(camera_size, input_size=None, size_multiple=1, scale=1.0, mode='letterbox'):

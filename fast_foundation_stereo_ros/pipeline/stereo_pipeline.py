@@ -52,17 +52,35 @@ class StereoPipeline:
         fit = self.fit_for((camera.height, camera.width))
         return DELTA_D_INPUT_PIXELS * fit.disparity_scale
 
+    @property
+    def has_confidence(self):
+        """Whether `compute_with_confidence` returns a confidence map with this backend."""
+        return self.backend.has_confidence
+
     def compute(self, left, right, left_encoding='rgb8', right_encoding='rgb8'):
         """Return float32 disparity (NaN = invalid) at the camera's resolution."""
+        return self._compute(left, right, left_encoding, right_encoding, False)[0]
+
+    def compute_with_confidence(self, left, right, left_encoding='rgb8', right_encoding='rgb8'):
+        """(disparity, confidence) at the camera's resolution: confidence float32 0..1 restored with the
+        same crop/resize as the disparity (values not rescaled), or None when the backend has none."""
+        return self._compute(left, right, left_encoding, right_encoding, True)
+
+    def _compute(self, left, right, left_encoding, right_encoding, with_confidence):
         start = time.perf_counter()
         left_rgb, right_rgb = pair_to_rgb8(left, left_encoding, right, right_encoding)
         fit = self.fit_for(left_rgb.shape[:2])
         left_in, right_in = fit.apply(left_rgb), fit.apply(right_rgb)
         converted = time.perf_counter()
-        disparity = self.backend.infer(left_in, right_in)
+        if with_confidence:
+            disparity, confidence = self.backend.infer_with_confidence(left_in, right_in)
+        else:
+            disparity, confidence = self.backend.infer(left_in, right_in), None
         inferred = time.perf_counter()
         disparity = fit.restore(disparity)
+        if confidence is not None:
+            confidence = fit.restore_map(confidence)
         done = time.perf_counter()
         self.last_timings = {'convert': converted - start, 'infer': inferred - converted,
                              'restore': done - inferred}
-        return disparity
+        return disparity, confidence

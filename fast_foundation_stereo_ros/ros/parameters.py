@@ -97,12 +97,15 @@ PARAMETERS = (
     ParameterSpec('invalidate_out_of_view', True, 'No depth or point where the match x - d lies left of the '
                   "right image (the official demo's remove_invisible; the disparity keeps its value as in the "
                   'demo; SGBM never reports those pixels)'),
+    ParameterSpec('min_confidence', 0.0, 'Pixels whose confidence (0..1) is below this become NaN in '
+                  'disparity, depth and points; 0 = off (needs a backend with confidence)', bounds=(0.0, 1.0)),
     # -- outputs --------------------------------------------------------------
     ParameterSpec('publish_disparity', True, 'Advertise disparity (stereo_msgs/DisparityImage)'),
     ParameterSpec('publish_disparity_color', True, 'Advertise disparity/color (rgb8 colour map)'),
     ParameterSpec('publish_depth', True, 'Advertise depth/image (32FC1 m) and depth/camera_info'),
     ParameterSpec('publish_depth_mm', False, 'Advertise depth/image_mm (16UC1 mm, 0 = invalid)'),
     ParameterSpec('publish_points', True, 'Advertise points2 (sensor_msgs/PointCloud2)'),
+    ParameterSpec('publish_confidence', True, 'Advertise confidence (32FC1, 0..1, backends that have it)'),
     # -- synchronisation and QoS --------------------------------------------------
     ParameterSpec('approximate_sync', False, 'Match inputs by nearest stamps instead of equal stamps'),
     ParameterSpec('approximate_sync_tolerance_seconds', 0.0, 'Largest stamp spread of one approximate '
@@ -143,11 +146,13 @@ class NodeConfig:
     avoid_point_cloud_padding: bool
     point_cloud_decimation: int
     invalidate_out_of_view: bool
+    min_confidence: float
     publish_disparity: bool
     publish_disparity_color: bool
     publish_depth: bool
     publish_depth_mm: bool
     publish_points: bool
+    publish_confidence: bool
     approximate_sync: bool
     approximate_sync_tolerance_seconds: float
     queue_size: int
@@ -173,7 +178,8 @@ class NodeConfig:
         return FrameOptions(use_color=self.use_color, avoid_point_cloud_padding=self.avoid_point_cloud_padding,
                             min_depth=self.depth_range[0], max_depth=self.depth_range[1],
                             point_cloud_decimation=self.point_cloud_decimation,
-                            invalidate_out_of_view=self.invalidate_out_of_view)
+                            invalidate_out_of_view=self.invalidate_out_of_view,
+                            min_confidence=self.min_confidence)
 
     @property
     def sync_tolerance_ns(self):

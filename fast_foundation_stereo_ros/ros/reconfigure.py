@@ -18,7 +18,9 @@ from .parameters import SPECS, validate
 #: parameters applied at the next frame without restarting anything
 RECONFIGURABLE = frozenset({
     'min_depth', 'max_depth', 'use_color', 'avoid_point_cloud_padding', 'point_cloud_decimation',
+    'invalidate_out_of_view', 'min_confidence',
     'publish_disparity', 'publish_disparity_color', 'publish_depth', 'publish_depth_mm', 'publish_points',
+    'publish_confidence',
     'approximate_sync', 'approximate_sync_tolerance_seconds', 'bad_input_log_period',
 })
 #: parameters the backend (model / engine) is built from

@@ -69,6 +69,7 @@ OUTPUTS = {
     'depth_info': ('depth/camera_info', CameraInfo, 'publish_depth'),
     'depth_mm': ('depth/image_mm', Image, 'publish_depth_mm'),
     'points': ('points2', PointCloud2, 'publish_points'),
+    'confidence': ('confidence', Image, 'publish_confidence'),
 }
 WORKER_POLL_SECONDS = 0.2
 
@@ -105,6 +106,8 @@ class StereoNodeLogic:
         """Executor thread: apply a run-time change (next frame) or refuse it with the reason."""
         try:
             config = reconfigured(self.config, parameters)
+            for head in self.heads:        # e.g. min_confidence with a backend that has no confidence
+                head.processor.stage.check_options(config.frame_options)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         previous, self.config = self.config, config
@@ -357,7 +360,7 @@ class StereoNodeLogic:
             return publisher is not None and publisher.get_subscription_count() > 0
         return OutputRequest(disparity=subscribed('disparity'), disparity_color=subscribed('disparity_color'),
                              depth=subscribed('depth'), depth_mm=subscribed('depth_mm'),
-                             points=subscribed('points'))
+                             points=subscribed('points'), confidence=subscribed('confidence'))
 
     def _publish(self, head, result, stamp_ns):
         started = time.perf_counter()

@@ -176,18 +176,22 @@ class _Recorder:
 
 
 def fake_tensorrt(version='10.3.0', height=480, width=640, compute=None, foreign_cache_prefix=b'foreign',
-                  deserialize_ok=True, set_address_ok=True, execute_ok=True):
+                  deserialize_ok=True, set_address_ok=True, execute_ok=True, confidence=None):
     """A `tensorrt` module of `version`: builder, parser, runtime, engine of 1x3xHxW inputs -> 1x1xHxW.
 
     `compute(left, right)` (1x3xHxW float32 arrays) gives the engine's
-    disparity (default: zeros). `module.record` lists (call, args) in order.
+    disparity (default: zeros). With `confidence(left, right)` the engine has
+    the second output `confidence`, computed by it. `module.record` lists
+    (call, args) in order.
     """
     module = types.ModuleType('tensorrt')
     module.__version__ = version
     record = []
     module.record = record
     major = int(version.split('.')[0])
-    shapes = {'left': (1, 3, height, width), 'right': (1, 3, height, width), 'disparity': (1, 1, height, width)}
+    shapes = {'left': (1, 3, height, width), 'right': (1, 3, height, width), 'disparity': (1, 1, height, width),
+              'confidence': (1, 1, height, width)}
+    io_names = ('left', 'right', 'disparity') + (('confidence',) if confidence else ())
 
     class Logger:
         WARNING = 'warning'
@@ -292,13 +296,16 @@ def fake_tensorrt(version='10.3.0', height=480, width=640, compute=None, foreign
                            for name in ('left', 'right'))
             output = np.zeros(shapes['disparity'], np.float32) if compute is None else compute(left, right)
             memory[self.addresses['disparity']][:] = np.ascontiguousarray(output, np.float32).reshape(-1).view(np.uint8)
+            if confidence:
+                memory[self.addresses['confidence']][:] = np.ascontiguousarray(
+                    confidence(left, right), np.float32).reshape(-1).view(np.uint8)
             return True
 
     class Engine:
-        num_io_tensors = 3
+        num_io_tensors = len(io_names)
 
         def get_tensor_name(self, index):
-            return ('left', 'right', 'disparity')[index]
+            return io_names[index]
 
         def get_tensor_shape(self, name):
             return shapes[name]

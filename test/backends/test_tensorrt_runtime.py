@@ -10,7 +10,7 @@ from fast_foundation_stereo_ros.backends.engine_sidecar import sidecar_path
 from fast_foundation_stereo_ros.backends.tensorrt import TensorRTBackend
 from fast_foundation_stereo_ros.errors import EngineError
 
-from ..export.helpers import write_fake_engine
+from ..export.helpers import IO_TENSORS_WITH_CONFIDENCE, write_fake_engine
 from .helpers import FakeCuda, fake_tensorrt, install_fake_tensorrt
 
 
@@ -270,6 +270,32 @@ def test_backend_moves_images_through_pinned_buffers_and_engine(tmp_path, monkey
     cuda = FakeCuda.last
     backend.close()
     assert cuda.memory == {} and cuda.closed
+
+
+def _confidence_engine(left, right):
+    return left[:, 2:3] / 255.0
+
+
+def test_backend_binds_the_confidence_output_when_the_engine_has_it(tmp_path, monkeypatch):
+    install_fake_tensorrt(monkeypatch, fake_tensorrt(compute=_identity_engine, confidence=_confidence_engine))
+    backend = TensorRTBackend(write_fake_engine(tmp_path, io_tensors=IO_TENSORS_WITH_CONFIDENCE))
+    rng = np.random.default_rng(1)
+    left, right = (rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(2))
+    disparity, confidence = backend.infer_with_confidence(left, right)
+    assert backend.has_confidence
+    np.testing.assert_array_equal(disparity, backend.infer(left, right))
+    np.testing.assert_allclose(confidence, left[..., 2] / np.float32(255.0), rtol=1e-6)
+    assert confidence.dtype == np.float32 and 0.0 <= confidence.min() and confidence.max() <= 1.0
+    backend.close()
+
+
+def test_single_output_engine_reports_no_confidence(tmp_path, monkeypatch):
+    install_fake_tensorrt(monkeypatch, fake_tensorrt(compute=_identity_engine))
+    backend = TensorRTBackend(write_fake_engine(tmp_path))
+    image = np.full((480, 640, 3), 7, np.uint8)
+    disparity, confidence = backend.infer_with_confidence(image, image)
+    assert not backend.has_confidence and confidence is None and disparity.shape == (480, 640)
+    backend.close()
 
 
 @pytest.mark.parametrize('failure, message', [

@@ -78,3 +78,27 @@ def test_mask_size_mismatch(files, tmp_path, capsys):
     status, _, stderr = run_cli(capsys, 'eval', '--pred', files['pred'], '--gt', files['gt.pfm'],
                                 '--mask-occ', tmp_path / 'small.png')
     assert status == 2 and '5x5' in stderr
+
+
+def test_confidence_file_prints_the_sparsification_deciles(files, tmp_path, capsys):
+    truth = np.full((20, 30), 16.0, np.float32)
+    error = np.tile(np.linspace(0.0, 5.9, 30, dtype=np.float32), (20, 1))     # 0 .. 5.9 px by column
+    write_disparity(str(tmp_path / 'pred.npy'), truth + error)
+    np.save(tmp_path / 'confidence.npy', (1.0 - error / 6.0).astype(np.float32))   # the larger, the less sure
+    status, stdout, _ = run_cli(capsys, 'eval', '--pred', str(tmp_path / 'pred.npy'), '--gt', files['gt.npy'],
+                                '--confidence', str(tmp_path / 'confidence.npy'))
+    assert status == 0 and 'sparsification' in stdout
+    rows = [[float(value) for value in line.split()] for line in stdout.splitlines()
+            if line.strip() and line.split()[0].isdigit() and len(line.split()) == 5]
+    assert [row[0] for row in rows] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
+    epe = [row[3] for row in rows]
+    assert epe == sorted(epe, reverse=True) and epe[0] == pytest.approx(2.95, abs=1e-3)
+    assert rows[0][2] == 19 * 30 and rows[-1][4] == 0.0 and rows[0][4] > 40
+
+
+def test_confidence_must_be_an_array_file(files, capsys):
+    status, _, stderr = run_cli(capsys, 'eval', '--pred', files['pred'], '--gt', files['gt.npy'],
+                                '--confidence', files['occ'])
+    assert status == 2 and error_lines(stderr) == [
+        f"ffs-stereo eval: error: --confidence '{files['occ']}' must be a .npy or .pfm file "
+        '(what ffs-stereo run writes)']

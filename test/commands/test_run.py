@@ -34,7 +34,8 @@ def test_pair_with_k_txt(tmp_path, capsys, scene, pair, fmt):
     assert status == 0, stderr
     assert 'SGBM' in stderr and 'stereo pairs' in stderr  # announcement and progress bar
     assert sorted(os.listdir(out)) == sorted([MARKER, 'pair_left_cloud.ply', 'pair_left_depth.npy',
-                                              f'pair_left_disparity.{fmt}', 'pair_left_disparity_color.png'])
+                                              'pair_left_confidence.npy', f'pair_left_disparity.{fmt}',
+                                              'pair_left_disparity_color.png'])
     disparity = read_disparity(str(out / f'pair_left_disparity.{fmt}'))
     noc = scene.non_occluded & np.isfinite(disparity)
     assert np.abs(disparity - scene.disparity)[noc].mean() < 0.5
@@ -76,7 +77,8 @@ def test_pair_honours_the_node_geometry_options(tmp_path, capsys, scene, pair):
 
 
 def test_pair_without_intrinsics_writes_disparity_only(tmp_path, capsys, pair):
-    status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o')
+    status, _, stderr = run_cli(capsys, 'run', '--left', pair[0], '--right', pair[1], '--output', tmp_path / 'o',
+                                '--no-confidence')
     assert status == 0
     assert sorted(os.listdir(tmp_path / 'o')) == [MARKER, 'pair_left_disparity.pfm',
                                                   'pair_left_disparity_color.png']
@@ -222,3 +224,29 @@ def test_input_selection_errors(tmp_path, capsys, pair):
     expect_run_error(capsys, ['--left', pair[0]], 'go together')
     expect_run_error(capsys, ['--left', pair[0], '--right', pair[1], '--bag', tmp_path], 'exactly one input')
     expect_run_error(capsys, [], 'exactly one input')
+
+
+def test_confidence_file_feeds_eval_and_min_confidence_invalidates(tmp_path, capsys):
+    """run writes <stem>_confidence.npy beside the disparity; eval --confidence prints its deciles;
+    --min-confidence makes the less confident pixels NaN."""
+    scene = make_scene('mixed', 240, 180, seed=5)
+    left, right = write_pair(str(tmp_path), scene)
+    truth = str(tmp_path / 'truth.npy')
+    np.save(truth, scene.disparity)
+    assert run_cli(capsys, 'run', '--left', left, '--right', right, '--output', tmp_path / 'o',
+                   '--format', 'npy')[0] == 0
+    confidence = np.load(tmp_path / 'o' / 'pair_left_confidence.npy')
+    disparity = read_disparity(str(tmp_path / 'o' / 'pair_left_disparity.npy'))
+    assert confidence.shape == disparity.shape == (180, 240) and confidence.dtype == np.float32
+    assert confidence.min() >= 0.0 and confidence.max() <= 1.0
+    status, stdout, _ = run_cli(capsys, 'eval', '--pred', str(tmp_path / 'o' / 'pair_left_disparity.npy'),
+                                '--gt', truth, '--confidence', str(tmp_path / 'o' / 'pair_left_confidence.npy'))
+    rows = [line.split() for line in stdout.splitlines() if len(line.split()) == 5 and line.split()[0].isdigit()]
+    assert status == 0 and [int(row[0]) for row in rows] == list(range(0, 100, 10))
+    assert float(rows[-1][3]) < float(rows[0][3])           # the most confident 10 % err less than all
+    assert run_cli(capsys, 'run', '--left', left, '--right', right, '--output', tmp_path / 'm', '--format', 'npy',
+                   '--min-confidence', '0.5')[0] == 0
+    thresholded = read_disparity(str(tmp_path / 'm' / 'pair_left_disparity.npy'))
+    below = confidence < 0.5
+    assert below.any() and np.isnan(thresholded[below]).all()
+    np.testing.assert_array_equal(thresholded[~below], disparity[~below])

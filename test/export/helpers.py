@@ -86,13 +86,20 @@ IO_TENSORS = {'inputs': [{'name': 'left', 'shape': [1, 3, 480, 640], 'dtype': 'f
               'outputs': [{'name': 'disparity', 'shape': [1, 1, 480, 640], 'dtype': 'float32'}]}
 
 
-def write_fake_engine(directory, fingerprint=ORIN, settings=SETTINGS, payload=b'fake engine bytes' * 64):
+#: the I/O of an engine built from a graph exported with confidence
+IO_TENSORS_WITH_CONFIDENCE = {
+    'inputs': IO_TENSORS['inputs'],
+    'outputs': IO_TENSORS['outputs'] + [{'name': 'confidence', 'shape': [1, 1, 480, 640], 'dtype': 'float32'}]}
+
+
+def write_fake_engine(directory, fingerprint=ORIN, settings=SETTINGS, payload=b'fake engine bytes' * 64,
+                      io_tensors=IO_TENSORS):
     """An engine-shaped file plus a genuine sidecar, as build_engine writes them."""
     stem = engine_stem(settings['height'], settings['width'], settings['max_disp'], settings['valid_iters'],
                        settings['precision'], fingerprint)
     engine_path = os.path.join(str(directory), stem + '.engine')
     with open(engine_path, 'wb') as stream:
         stream.write(payload)
-    record = make_sidecar(engine_path, fingerprint, settings, IO_TENSORS, {'build_time': 'test'})
+    record = make_sidecar(engine_path, fingerprint, settings, io_tensors, {'build_time': 'test'})
     write_sidecar(engine_path, record)
     return engine_path

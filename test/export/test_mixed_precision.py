@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from fast_foundation_stereo_ros.cli import main
-from fast_foundation_stereo_ros.export.graph_compaction import nodes_per_iteration
+from fast_foundation_stereo_ros.export.graph_compaction import confidence_head_nodes, nodes_per_iteration
 from fast_foundation_stereo_ros.export.mixed_precision import (FLOAT, FLOAT16, autocast_available, precision_summary,
                                                                type_conflicts)
 from fast_foundation_stereo_ros.export.onnx_export import (FP16_TOLERANCE_PX, ort_cpu_session, read_metadata, run_torch,
@@ -42,7 +42,8 @@ def test_fp16_graph_is_strongly_typed_with_float32_io(graph):
     assert type_conflicts(graph) == []
     onnx.checker.check_model(graph, full_check=True)   # strict type inference over every node
     assert [value.type.tensor_type.elem_type for value in graph.graph.input] == [FLOAT, FLOAT]
-    assert [value.type.tensor_type.elem_type for value in graph.graph.output] == [FLOAT]
+    assert [value.type.tensor_type.elem_type for value in graph.graph.output] == [FLOAT, FLOAT]
+    assert [value.name for value in graph.graph.output] == ['disparity', 'confidence']
     assert read_metadata(graph)['precision'] == 'fp16'
     assert read_metadata(graph)['height'] == FP16_HEIGHT and read_metadata(graph)['source_sha256']
 
@@ -72,6 +73,24 @@ def test_fp16_graph_keeps_the_fp32_islands(graph):
     summary = precision_summary(graph)
     assert summary.fp16_mac_share > 0.99 and summary.fp16_nodes > 0.7 * summary.nodes
     assert nodes_per_iteration(graph) <= 120
+
+
+def test_fp16_graph_computes_confidence_in_float32(graph, exported, fixture_dir):
+    """The confidence head is an FP32 island and reproduces the fp32 PyTorch confidence closely."""
+    types = _output_types(graph)
+    by_name = {node.name: node for node in graph.graph.node}
+    head = confidence_head_nodes(graph)
+    assert len(head) >= 10
+    assert [by_name[name].op_type for name in head if types.get(by_name[name].output[0]) == FLOAT16] == []
+    reference = np.load(fixture_dir / 'reference.npz')
+    left, right = reference['left'], reference['right']
+    _, expected = run_torch(fixture_model(fixture_dir).network, left, right, EXPORT_ITERS, EXPORT_MAX_DISP,
+                            confidence=True)
+    found = ort_cpu_session(exported[0]).run(['confidence'], {'left': to_nchw(left), 'right': to_nchw(right)})[0]
+    difference = np.abs(found[0, 0].astype(np.float64) - expected)
+    print(f'fp16 ONNX vs fp32 PyTorch confidence: max abs {difference.max():.4f}, mean {difference.mean():.5f}')
+    assert found.dtype == np.float32 and found.min() >= 0.0 and found.max() <= 1.0
+    assert difference.mean() < 0.02
 
 
 def test_fp16_graph_stays_within_tolerance_of_fp32_pytorch_on_the_fixture(exported, fixture_dir):

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 from fast_foundation_stereo_ros.errors import ConfigError, EngineError
-from fast_foundation_stereo_ros.export.graph_compaction import iteration_of_nodes, nodes_per_iteration
+from fast_foundation_stereo_ros.export.graph_compaction import (confidence_head_nodes, iteration_of_nodes,
+                                                                nodes_per_iteration)
 from fast_foundation_stereo_ros.export.onnx_export import (check_export_size, export_onnx, ort_cpu_session,
                                                            read_metadata, run_torch, to_nchw, verification_pair)
 from fast_foundation_stereo_ros.export.precision_rules import fp32_nodes, is_top_level
@@ -53,20 +54,44 @@ def test_compact_export_reproduces_the_eager_network_within_1e4_px(exported, fix
     assert difference.max() <= 1e-4 and np.ptp(expected) > 1
 
 
+def test_confidence_output_matches_pytorch_and_is_a_probability(exported, fixture_dir):
+    model = fixture_model(fixture_dir)
+    left, right = verification_pair(EXPORT_HEIGHT, EXPORT_WIDTH)
+    expected_disparity, expected = run_torch(model.network, left, right, EXPORT_ITERS, EXPORT_MAX_DISP,
+                                             confidence=True)
+    disparity, found = ort_cpu_session(exported[0]).run(['disparity', 'confidence'],
+                                                         {'left': to_nchw(left), 'right': to_nchw(right)})
+    assert np.array_equal(expected_disparity, run_torch(model.network, left, right, EXPORT_ITERS, EXPORT_MAX_DISP))
+    assert found.shape == (1, 1, EXPORT_HEIGHT, EXPORT_WIDTH) and found.dtype == np.float32
+    assert found.min() >= 0.0 and found.max() <= 1.0 and np.ptp(found) > 1e-3
+    assert np.abs(found[0, 0].astype(np.float64) - expected).max() <= 1e-4
+    assert 'confidence max abs' in exported[1]
+
+
+def test_confidence_head_is_an_fp32_island(graph):
+    head = confidence_head_nodes(graph)
+    assert head and set(head) <= fp32_nodes(graph)
+
+
 def test_compact_graph_meets_the_node_targets(graph, exported):
-    """<= 120 nodes per GRU step and <= 1,500 nodes projected to 8 steps (node counts do not depend on H, W)."""
+    """<= 120 nodes per GRU step and <= 1,500 disparity nodes projected to 8 steps, <= 30 more for the
+    confidence head (node counts do not depend on H, W)."""
     per_step = nodes_per_iteration(graph)
+    confidence_nodes = len(confidence_head_nodes(graph))
     total = len(graph.graph.node)
-    at_8_iterations = total + (8 - EXPORT_ITERS) * per_step
-    print(f'{total} nodes at {EXPORT_ITERS} iterations, {per_step} per iteration, {at_8_iterations} at 8')
+    at_8_iterations = total - confidence_nodes + (8 - EXPORT_ITERS) * per_step
+    print(f'{total} nodes at {EXPORT_ITERS} iterations ({confidence_nodes} for confidence), {per_step} per '
+          f'iteration, {at_8_iterations} + {confidence_nodes} at 8')
     assert per_step <= 120 and at_8_iterations <= 1500
-    ops = collections.Counter(node.op_type for node in graph.graph.node)
+    assert 10 <= confidence_nodes <= 30
+    head = set(confidence_head_nodes(graph))
+    ops = collections.Counter(node.op_type for node in graph.graph.node if node.name not in head)
     assert ops['Constant'] == 0 and 'AveragePool' not in ops       # folded; no pooling over a B*H*W batch
     assert ops['GatherElements'] == EXPORT_ITERS                      # one lookup gather per GRU step
     assert ops['Slice'] < 40 and ops['Pad'] < 10                       # no per-disparity slice/pad chains
     steps = collections.Counter(iteration_of_nodes(graph).values())
     assert sorted(steps) == list(range(EXPORT_ITERS + 1))
-    assert f'graph: {total} nodes, {per_step} per GRU iteration' in exported[1]
+    assert f'graph: {total} nodes, {per_step} per GRU iteration, {confidence_nodes} for confidence' in exported[1]
     assert re.search(r'nodes by op type: Conv \d+, ', exported[1])
 
 
@@ -79,13 +104,14 @@ def test_graph_interface_and_metadata(graph, fixture_dir):
     inputs = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim] for value in graph.graph.input}
     outputs = {value.name: [d.dim_value for d in value.type.tensor_type.shape.dim] for value in graph.graph.output}
     assert inputs == {'left': [1, 3, EXPORT_HEIGHT, EXPORT_WIDTH], 'right': [1, 3, EXPORT_HEIGHT, EXPORT_WIDTH]}
-    assert outputs == {'disparity': [1, 1, EXPORT_HEIGHT, EXPORT_WIDTH]}
+    assert outputs == {name: [1, 1, EXPORT_HEIGHT, EXPORT_WIDTH] for name in ('disparity', 'confidence')}
+    assert [value.name for value in graph.graph.output] == ['disparity', 'confidence']
     metadata = read_metadata(graph)
     assert (metadata['height'], metadata['width'], metadata['max_disp'], metadata['valid_iters']) == (
         EXPORT_HEIGHT, EXPORT_WIDTH, EXPORT_MAX_DISP, EXPORT_ITERS)
     assert metadata['source_sha256'] == fixture_model(fixture_dir).source_sha256
     assert metadata['normalize'] == 'true' and metadata['package_version'] and metadata['opset'] == 17
-    assert metadata['precision'] == 'fp32'
+    assert metadata['precision'] == 'fp32' and metadata['outputs'] == 'disparity,confidence'
     assert {value.type.tensor_type.elem_type for value in graph.graph.input} == {onnx.TensorProto.FLOAT}
     assert graph.opset_import[0].version == 17
 

@@ -4,7 +4,7 @@ import pytest
 
 from fast_foundation_stereo_ros.backends import create_backend
 from fast_foundation_stereo_ros.errors import InputError
-from fast_foundation_stereo_ros.geometry.metrics import evaluate, evaluate_regions, format_table
+from fast_foundation_stereo_ros.geometry.metrics import evaluate, evaluate_regions, format_table, sparsification
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
 
@@ -80,3 +80,25 @@ def test_sgbm_accuracy_on_synthetic_scenes(kind):
     assert noc.density > 99.0
     # occluded pixels are hard for any matcher: the all-pixel row must be worse
     assert results['all'].bad2 > noc.bad2
+
+
+def test_sparsification_removes_the_least_confident_pixels_first():
+    truth = np.full((1, 11), 10.0, np.float32)
+    error = np.append(np.arange(10, dtype=np.float32), 0.0)[None]   # pixel i errs by i px
+    prediction = truth + error
+    confidence = 1.0 - error / 10.0                      # ... and is the less confident, the larger i
+    prediction[0, 10] = np.nan                           # not predicted: not ranked
+    rows = sparsification(prediction, truth, confidence)
+    assert [row.kept for row in rows] == [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+    assert rows[0].epe == pytest.approx(4.5) and rows[0].bad2 == pytest.approx(70.0)
+    assert rows[5].epe == pytest.approx(2.0) and rows[5].threshold == pytest.approx(0.6)
+    assert rows[-1].epe == 0.0 and rows[-1].bad2 == 0.0
+    reversed_rows = sparsification(prediction, truth, error)   # a confidence that ranks backwards
+    assert reversed_rows[5].epe == pytest.approx(7.0)
+
+
+def test_sparsification_refuses_mismatched_confidence_and_handles_no_pixels():
+    truth = np.ones((4, 4), np.float32)
+    with pytest.raises(InputError, match='confidence 4x2'):
+        sparsification(truth, truth, np.ones((2, 4), np.float32))
+    assert sparsification(truth, np.zeros((4, 4), np.float32), truth) == []

@@ -158,3 +158,30 @@ def test_matches_outside_the_right_image_leave_depth_and_points_unless_kept(scen
     assert np.isfinite(default.compute(scene.left, 'rgb8', scene.right, 'rgb8').disparity).all()
     kept = FrameStage(StereoPipeline(FixedOutputBackend(disparity, 192)), FrameOptions(invalidate_out_of_view=False))
     assert np.isfinite(kept.compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, EVERYTHING).depth).all()
+
+
+def test_min_confidence_invalidates_disparity_depth_and_points(scene):
+    request = OutputRequest(disparity=True, depth=True, depth_mm=True, points=True, confidence=True)
+    full = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, request)
+    confidence = full.confidence.copy()
+    full_disparity = full.disparity.copy()
+    assert confidence.shape == (120, 160) and 0 <= confidence.min() and confidence.max() <= 1
+    threshold = float(np.percentile(confidence[np.isfinite(full_disparity)], 30))
+    arrays = stage(min_confidence=threshold).compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera,
+                                                     request)
+    dropped = confidence < threshold
+    assert 0.05 < (dropped & np.isfinite(full_disparity)).mean() < 0.5
+    assert np.isnan(arrays.disparity[dropped]).all() and np.isnan(arrays.depth[dropped]).all()
+    assert (arrays.depth_mm[dropped] == 0).all() and np.isnan(arrays.xyz[..., 2][dropped]).all()
+    np.testing.assert_array_equal(arrays.disparity[~dropped], full_disparity[~dropped])
+    np.testing.assert_array_equal(arrays.confidence, confidence)    # the map itself is published unchanged
+    assert 'min_confidence' in arrays.timings
+
+
+def test_confidence_is_computed_only_when_requested_and_threshold_range_is_checked(scene):
+    arrays = stage().compute(scene.left, 'rgb8', scene.right, 'rgb8', scene.camera, OutputRequest(disparity=True))
+    assert arrays.confidence is None
+    assert OutputRequest(confidence=True).needs_inference
+    with pytest.raises(ConfigError, match=r'min_confidence = 1.5 is invalid; allowed: 0..1 \(0 = off\)'):
+        FrameOptions(min_confidence=1.5)
+
