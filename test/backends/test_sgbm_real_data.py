@@ -70,3 +70,25 @@ def test_sgbm_invalidates_matches_outside_the_right_image():
     assert np.isnan(disparity[:, :12]).all()
     inner = disparity[8:-8, 20:-8]
     assert np.isfinite(inner).mean() > 0.99 and np.nanmedian(np.abs(inner - 12.0)) < 0.1
+
+
+def test_sgbm_confidence_ranks_errors_on_middlebury_motorcycle(motorcycle):
+    """Error falls as confidence rises on real data: the sparsification curve of the SGBM default's
+    left-right confidence on Motorcycle (measured: EPE 0.97 px with every predicted pixel, 0.50 px
+    without the least-confident 10 %, 0.19 px without half; bad-2 5.7 % -> 2.8 % -> 0.2 %)."""
+    import cv2
+
+    from fast_foundation_stereo_ros.geometry.metrics import sparsification
+
+    from .test_confidence import EPE_NOISE_PX
+    paths, truth = motorcycle
+    left, right = (cv2.cvtColor(cv2.imread(paths[f'motorcycle_{side}.png']), cv2.COLOR_BGR2RGB)
+                   for side in ('left', 'right'))
+    disparity, confidence = SGBMBackend().infer_with_confidence(left, right)
+    assert np.isfinite(confidence).all() and 0.0 <= confidence.min() and confidence.max() <= 1.0
+    rows = sparsification(disparity, truth, confidence)
+    epe = [row.epe for row in rows]
+    assert [round(row.removed, 1) for row in rows] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert all(later <= earlier + EPE_NOISE_PX for earlier, later in zip(epe, epe[1:])), epe
+    assert epe[1] < 0.6 * epe[0] and epe[5] < 0.25 * epe[0], epe
+    assert rows[5].bad2 < 0.1 * rows[0].bad2, [row.bad2 for row in rows]

@@ -56,3 +56,26 @@ def test_every_parameter_is_either_reconfigurable_or_refused_with_a_reason():
 def test_parameters_of_rclpy_itself_pass_through_unchanged():
     config = validate({'max_depth': 3.0})
     assert reconfigured(config, [('use_sim_time', True)]) == config
+
+
+def test_min_confidence_and_out_of_view_change_live_and_a_backend_without_confidence_refuses():
+    import numpy as np
+
+    from fast_foundation_stereo_ros.backends import create_backend
+    from fast_foundation_stereo_ros.backends.base import StereoBackend
+    from fast_foundation_stereo_ros.pipeline.frame_stage import FrameStage
+    from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
+
+    class NoConfidence(StereoBackend):
+        name = 'plain'
+
+        def infer(self, left_rgb, right_rgb):
+            return np.zeros(left_rgb.shape[:2], np.float32)
+
+    changed = reconfigured(validate({}), [('min_confidence', 0.5), ('invalidate_out_of_view', False)])
+    assert changed.frame_options.min_confidence == 0.5 and not changed.frame_options.invalidate_out_of_view
+    with pytest.raises(ConfigError, match=r"'min_confidence' = 1.5 is invalid"):
+        reconfigured(validate({}), [('min_confidence', 1.5)])
+    FrameStage(StereoPipeline(create_backend('sgbm', max_disp=64))).check_options(changed.frame_options)
+    with pytest.raises(ConfigError, match='min_confidence.*no confidence output'):
+        FrameStage(StereoPipeline(NoConfidence())).check_options(changed.frame_options)
