@@ -56,17 +56,22 @@ def _producers(graph):
     return {output: node for node in graph.node for output in node.output}
 
 
-def _ancestors(graph, seeds):
-    """Names of all nodes upstream of (and including) the nodes in `seeds`."""
-    producers = _producers(graph)
+def _reachable(seeds, neighbours):
+    """Names of the nodes reachable from `seeds` (included) through `neighbours(node)`."""
     seen, stack = set(), list(seeds)
     while stack:
         node = stack.pop()
         if node.name in seen:
             continue
         seen.add(node.name)
-        stack.extend(producers[name] for name in node.input if name in producers)
+        stack.extend(neighbours(node))
     return seen
+
+
+def _ancestors(graph, seeds):
+    """Names of all nodes upstream of (and including) the nodes in `seeds`."""
+    producers = _producers(graph)
+    return _reachable(seeds, lambda node: [producers[name] for name in node.input if name in producers])
 
 
 def _descendants(graph, seeds):
@@ -75,15 +80,7 @@ def _descendants(graph, seeds):
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    seen, stack = set(), list(seeds)
-    while stack:
-        node = stack.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        for output in node.output:
-            stack.extend(consumers.get(output, ()))
-    return seen
+    return _reachable(seeds, lambda node: [consumer for output in node.output for consumer in consumers.get(output, ())])
 
 
 def fp32_nodes(model):
