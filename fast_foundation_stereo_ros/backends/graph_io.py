@@ -16,3 +16,20 @@ CONFIDENCE_NAME = 'confidence'
 def to_nchw(image):
     """HxWx3 uint8 RGB -> 1x3xHxW float32 0..255, the graph's input layout."""
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class GraphOutputs:
+    """`infer` / `infer_with_confidence` of a backend that runs an exported graph or engine.
+
+    The backend provides `_run(left_rgb, right_rgb, names)` -> one HxW float32
+    array per output name, and `has_confidence` (the graph has CONFIDENCE_NAME).
+    """
+
+    def infer(self, left_rgb, right_rgb):
+        return self._run(left_rgb, right_rgb, [OUTPUT_NAME])[0]
+
+    def infer_with_confidence(self, left_rgb, right_rgb):
+        if not self.has_confidence:
+            return self.infer(left_rgb, right_rgb), None
+        disparity, confidence = self._run(left_rgb, right_rgb, [OUTPUT_NAME, CONFIDENCE_NAME])
+        return disparity, confidence

@@ -15,7 +15,7 @@ import numpy as np
 from .. import defaults
 from ..errors import ConfigError, EngineError
 from .base import StereoBackend
-from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME, to_nchw
+from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME, GraphOutputs, to_nchw
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _integer_settings(recorded):
     return {key: int(recorded[key]) for key in ('max_disp', 'valid_iters') if key in recorded}
 
 
-class OnnxRuntimeBackend(StereoBackend):
+class OnnxRuntimeBackend(GraphOutputs, StereoBackend):
     name = 'onnxruntime'
     size_multiple = 32
 
@@ -85,15 +85,6 @@ class OnnxRuntimeBackend(StereoBackend):
         self.check_input_pair(left_rgb, right_rgb)
         feeds = {INPUT_NAMES[0]: to_nchw(left_rgb), INPUT_NAMES[1]: to_nchw(right_rgb)}
         return [output[0, 0].astype(np.float32, copy=False) for output in self._session.run(names, feeds)]
-
-    def infer(self, left_rgb, right_rgb):
-        return self._run(left_rgb, right_rgb, [OUTPUT_NAME])[0]
-
-    def infer_with_confidence(self, left_rgb, right_rgb):
-        if not self.has_confidence:
-            return self.infer(left_rgb, right_rgb), None
-        disparity, confidence = self._run(left_rgb, right_rgb, [OUTPUT_NAME, CONFIDENCE_NAME])
-        return disparity, confidence
 
     def baked_settings(self):
         return _integer_settings(self.metadata)

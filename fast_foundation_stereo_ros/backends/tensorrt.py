@@ -30,11 +30,11 @@ import numpy as np
 from ..errors import EngineError
 from .base import StereoBackend
 from .engine_sidecar import check_engine_file, check_fingerprint, read_sidecar, refuse_engine
-from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME
+from .graph_io import CONFIDENCE_NAME, INPUT_NAMES, OUTPUT_NAME, GraphOutputs
 from .tensorrt_runtime import GraphLauncher, import_tensorrt, open_cuda, probe_fingerprint
 
 
-class TensorRTBackend(StereoBackend):
+class TensorRTBackend(GraphOutputs, StereoBackend):
     name = 'tensorrt'
     size_multiple = 32
 
@@ -120,15 +120,6 @@ class TensorRTBackend(StereoBackend):
             self._cuda.to_host(host, pointer)
         self._cuda.synchronize()
         return [self._buffers[name][0][0, 0].astype(np.float32, copy=True) for name in names]
-
-    def infer(self, left_rgb, right_rgb):
-        return self._run(left_rgb, right_rgb, [OUTPUT_NAME])[0]
-
-    def infer_with_confidence(self, left_rgb, right_rgb):
-        if not self.has_confidence:
-            return self.infer(left_rgb, right_rgb), None
-        disparity, confidence = self._run(left_rgb, right_rgb, [OUTPUT_NAME, CONFIDENCE_NAME])
-        return disparity, confidence
 
     def close(self):
         cuda = getattr(self, '_cuda', None)

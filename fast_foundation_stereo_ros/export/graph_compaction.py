@@ -52,7 +52,6 @@ def fold_scales_into_matmuls(model):
     MatMul(x, W*g) -> Add(b*g). Only single-consumer chains with initializer
     operands are rewritten.
     """
-    import numpy as np
     from onnx import numpy_helper
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}

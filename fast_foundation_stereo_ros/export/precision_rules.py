@@ -80,7 +80,8 @@ def _descendants(graph, seeds):
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    return _reachable(seeds, lambda node: [consumer for output in node.output for consumer in consumers.get(output, ())])
+    return _reachable(seeds, lambda node: [consumer for output in node.output
+                                           for consumer in consumers.get(output, ())])
 
 
 def fp32_nodes(model):

@@ -17,7 +17,7 @@ def wants_help(argv):
 def usage_text(node_name, inputs, outputs):
     """The help text: `inputs` [(topic, type name)], `outputs` [(topic, type name, parameter)]."""
     lines = [
-        f'usage: stereo_node [-h] [--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO]',
+        'usage: stereo_node [-h] [--ros-args -p NAME:=VALUE ... --params-file FILE -r FROM:=TO]',
         '',
         f'ROS 2 node {node_name!r}: rectified stereo pair in, disparity, depth and point cloud out',
         '(a drop-in for stereo_image_proc). Topics are relative: namespaces and remapping apply.',

@@ -12,18 +12,7 @@ from fast_foundation_stereo_ros.pipeline.image_fitting import plan_fit
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
 
 from ..export.helpers import (CHECKPOINT_NAME, EXPORT_HEIGHT, EXPORT_ITERS, EXPORT_MAX_DISP, EXPORT_WIDTH,
-                              exported_fixture_onnx, fixture_model, write_fake_engine)
-
-
-@pytest.fixture(scope='module')
-def onnx_path(tmp_path_factory, fixture_dir):
-    return exported_fixture_onnx(tmp_path_factory, fixture_dir)[0]
-
-
-@pytest.fixture(scope='module')
-def fixture_pair(fixture_dir):
-    reference = np.load(fixture_dir / 'reference.npz')
-    return reference['left'], reference['right']
+                              fixture_model, write_fake_engine)
 
 
 @pytest.mark.parametrize('path, kind', [('sgbm', 'sgbm'), ('', 'sgbm'), ('m/ffs.engine', 'tensorrt'),

@@ -12,23 +12,12 @@ from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 from fast_foundation_stereo_ros.pipeline.frame_stage import FrameOptions, FrameStage
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
 
-from ..export.helpers import CHECKPOINT_NAME, EXPORT_HEIGHT, EXPORT_MAX_DISP, EXPORT_WIDTH, exported_fixture_onnx
+from ..export.helpers import CHECKPOINT_NAME, EXPORT_HEIGHT, EXPORT_MAX_DISP, EXPORT_WIDTH
 
 #: the SGBM sparsification curve may rise by this much (px EPE) from one decile to the next ...
 EPE_NOISE_PX = 0.015
 #: ... but removing the least-confident 90 % must cut the EPE to this share of the full set's
 EPE_DROP = 0.9
-
-
-@pytest.fixture(scope='module')
-def onnx_path(tmp_path_factory, fixture_dir):
-    return exported_fixture_onnx(tmp_path_factory, fixture_dir)[0]
-
-
-@pytest.fixture(scope='module')
-def fixture_pair(fixture_dir):
-    reference = np.load(fixture_dir / 'reference.npz')
-    return reference['left'], reference['right']
 
 
 def _check_range(disparity, confidence):
