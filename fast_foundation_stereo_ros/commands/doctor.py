@@ -20,8 +20,14 @@ from ..backends.tensorrt_runtime import (CUDA12_BINDINGS_PIN, CUDA13_BINDINGS_PI
 from ..errors import EngineError
 from ..files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME, large_message_exports
 
-PROFILE_EXPORT = ('export FASTDDS_DEFAULT_PROFILES_FILE=$(ros2 pkg prefix fast_foundation_stereo_ros)'
-                  f'/share/fast_foundation_stereo_ros/config/{FASTDDS_PROFILE_NAME}')
+
+
+def profile_export():
+    """The export line of the shipped profile's real path (no `ros2` command needed), with the one-liner
+    that sets everything."""
+    exports = [line for line in large_message_exports() if line.startswith('export FASTDDS_DEFAULT_PROFILES_FILE=')]
+    line = exports[0] if exports else f'export FASTDDS_DEFAULT_PROFILES_FILE=/path/to/{FASTDDS_PROFILE_NAME}'
+    return f'{line}  (or: eval "$(ffs-stereo doctor --print-env)")'
 TENSORRT_INSTALL = ("JetPack 6: sudo apt install nvidia-jetpack (TensorRT 10); desktop: pip install 'tensorrt>=10' "
                     '(TensorRT 11 from PyPI)')
 
@@ -73,9 +79,10 @@ def fastdds_profile_check(environ):
         return Check('fastdds profile', 'info', f'not used: RMW_IMPLEMENTATION is {rmw}')
     if not path:
         return Check('fastdds profile', 'missing', 'FASTDDS_DEFAULT_PROFILES_FILE is not set: Fast DDS drops most '
-                     'large frames (720p and up, point clouds)', PROFILE_EXPORT)
+                     'large frames (720p and up, point clouds)', profile_export())
     if not os.path.isfile(path):
-        return Check('fastdds profile', 'warn', f'FASTDDS_DEFAULT_PROFILES_FILE={path} does not exist', PROFILE_EXPORT)
+        return Check('fastdds profile', 'warn', f'FASTDDS_DEFAULT_PROFILES_FILE={path} does not exist',
+                     profile_export())
     if os.path.basename(path) != FASTDDS_PROFILE_NAME:
         return Check('fastdds profile', 'info', f'FASTDDS_DEFAULT_PROFILES_FILE={path} (not our '
                      f'{FASTDDS_PROFILE_NAME}; fine if it raises the message limits)')
