@@ -15,7 +15,8 @@ cannot lower adaptive_max_pool2d. The legacy exporter traces, so Python-int
 settings become constants, which is exactly the fixed-settings graph we want.
 
 The network is traced in its "compact" formulation (cost volumes and lookup
-as a few tensor ops each), then constant-folded (`graph_compaction`). With
+as a few tensor ops each, the ConvNeXt-style blocks' pointwise MLPs as 1x1
+convolutions without permutes), then constant-folded (`graph_compaction`). With
 precision 'fp16' the graph becomes strongly typed mixed precision
 (`mixed_precision`: FP16 except the FP32 islands of `precision_rules`,
 float32 I/O) and metadata key `precision` says which it is.

@@ -336,8 +336,19 @@ class ConvNeXtStyleEncoder(nn.Module):
         else:
             self.gamma = None
 
+    #: the pointwise MLP as 1x1 convolutions on NCHW (no permutes, bias and layer scale folded into
+    #: the weights): the compact (ONNX export) formulation, equal up to float rounding
+    pointwise_as_conv = False
+
     def forward(self, x):
         residual = x
+        if self.pointwise_as_conv:
+            x = self.norm(self.dwconv(x))
+            x = F.conv2d(x, self.pwconv1.weight[:, :, None, None], self.pwconv1.bias)
+            weight, bias = self.pwconv2.weight, self.pwconv2.bias
+            if self.gamma is not None:
+                weight, bias = self.gamma[:, None] * weight, None if bias is None else self.gamma * bias
+            return residual + F.conv2d(self.act(x), weight[:, :, None, None], bias)
         x = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)
         x = self.pwconv2(self.act(self.pwconv1(x)))
         if self.gamma is not None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .. import defaults
 from ..errors import ConfigError, InputError
-from .blocks import call_with_feature
+from .blocks import ConvNeXtStyleEncoder, call_with_feature
 from .cost_volume import (FORMULATIONS, GeometryEncoding, concat_volume, concat_volume_reference,
                           group_correlation_volume, group_correlation_volume_matmul,
                           group_correlation_volume_reference)
@@ -180,6 +180,18 @@ class FastFoundationStereoNet(nn.Module):
         self.mixed_precision = False   # fp16 autocast, honoured on CUDA only
         self.formulation = 'fast'      # or 'compact' (ONNX export), 'reference' (benchmarks / tests)
         self.stage_hook = None         # optional callable(name) -> context manager
+
+    @property
+    def formulation(self):
+        return self._formulation
+
+    @formulation.setter
+    def formulation(self, value):
+        """Also switches the ConvNeXt-style blocks' pointwise MLPs to 1x1 convolutions for 'compact'."""
+        self._formulation = value
+        for module in self.modules():
+            if isinstance(module, ConvNeXtStyleEncoder):
+                module.pointwise_as_conv = value == 'compact'
 
     # ---- helpers -----------------------------------------------------------------------
     def _stage(self, name):

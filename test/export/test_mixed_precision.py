@@ -72,7 +72,7 @@ def test_fp16_graph_keeps_the_fp32_islands(graph):
     assert by_op['ConvTranspose'][FLOAT] == 0
     summary = precision_summary(graph)
     assert summary.fp16_mac_share > 0.99 and summary.fp16_nodes > 0.7 * summary.nodes
-    assert nodes_per_iteration(graph) <= 120
+    assert nodes_per_iteration(graph) <= 95     # 91 + 3 Casts at the lookup / update borders
 
 
 def test_fp16_graph_computes_confidence_in_float32(graph, exported, fixture_dir):

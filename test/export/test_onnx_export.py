@@ -74,15 +74,15 @@ def test_confidence_head_is_an_fp32_island(graph):
 
 
 def test_compact_graph_meets_the_node_targets(graph, exported):
-    """<= 120 nodes per GRU step and <= 1,500 disparity nodes projected to 8 steps, <= 30 more for the
-    confidence head (node counts do not depend on H, W)."""
+    """Issue #8: <= 1,500 nodes at 8 steps with the confidence head. Today (fixture checkpoint, any H, W):
+    91 per GRU step, 1,429 disparity nodes at 8 steps + 22 for confidence = 1,451."""
     per_step = nodes_per_iteration(graph)
     confidence_nodes = len(confidence_head_nodes(graph))
     total = len(graph.graph.node)
     at_8_iterations = total - confidence_nodes + (8 - EXPORT_ITERS) * per_step
     print(f'{total} nodes at {EXPORT_ITERS} iterations ({confidence_nodes} for confidence), {per_step} per '
           f'iteration, {at_8_iterations} + {confidence_nodes} at 8')
-    assert per_step <= 120 and at_8_iterations <= 1500
+    assert per_step <= 92 and at_8_iterations <= 1435 and at_8_iterations + confidence_nodes <= 1460
     assert 10 <= confidence_nodes <= 30
     head = set(confidence_head_nodes(graph))
     ops = collections.Counter(node.op_type for node in graph.graph.node if node.name not in head)

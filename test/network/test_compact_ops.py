@@ -1,8 +1,9 @@
-"""The compact cost volumes and the one-gather lookup against the literal (official) formulations."""
+"""Compact cost volumes, one-gather lookup and 1x1-conv ConvNeXt MLP vs the literal (official) formulations."""
 import pytest
 import torch
 
 from fast_foundation_stereo_ros.network import cost_volume as cv
+from fast_foundation_stereo_ros.network.blocks import ConvNeXtStyleEncoder
 
 
 def _pair(seed, channels, height, width, batch=1):
@@ -76,3 +77,20 @@ def _pyramids(encoding, left, right, volume, levels):
         geos.append(geo)
         corrs.append(corr)
     return geos, corrs
+
+
+@pytest.mark.parametrize('with_gamma', [True, False])
+def test_convnext_block_as_1x1_convolutions_equals_the_channels_last_mlp(with_gamma):
+    """The compact (export) form of the ConvNeXt-style block: same output up to float rounding."""
+    torch.manual_seed(0)
+    channels = 12
+    block = ConvNeXtStyleEncoder(torch.nn.Conv2d(channels, channels, 7, padding=3, groups=channels),
+                                 torch.nn.Identity(), torch.nn.Linear(channels, 4 * channels), torch.nn.GELU(),
+                                 torch.nn.Linear(4 * channels, channels),
+                                 torch.rand(channels) + 0.5 if with_gamma else None).eval()
+    x = torch.randn(2, channels, 9, 11)
+    with torch.no_grad():
+        expected = block(x)
+        block.pointwise_as_conv = True
+        found = block(x)
+    assert found.shape == expected.shape and (found - expected).abs().max().item() < 1e-5
