@@ -2,7 +2,6 @@
 import argparse
 
 from .. import defaults
-from ..export.onnx_export import FP16_TOLERANCE_PX
 
 #: what `export` writes when --precision is not given: the mixed-precision graph engines are built from
 DEFAULT_PRECISION = 'fp16'
@@ -31,7 +30,7 @@ def register(subparsers):
                              'TensorRT engines are built from; fp32: all float32 (default %(default)s)')
     parser.add_argument('--tolerance', type=float, default=None,
                         help='max abs disparity difference ONNX Runtime vs fp32 PyTorch (default '
-                             f'{defaults.EXPORT_TOLERANCE_PX} px for fp32, {FP16_TOLERANCE_PX} px for fp16)')
+                             f'{defaults.EXPORT_TOLERANCE_PX} px for fp32, {defaults.EXPORT_FP16_TOLERANCE_PX} px for fp16)')
     parser.add_argument('--no-confidence', dest='confidence', action='store_false',
                         help='leave out the second output `confidence` (a single-output graph; '
                              'the backends then report no confidence)')

@@ -48,9 +48,7 @@ DEFAULT_OPSET = defaults.OPSET
 DEFAULT_MAX_DISP = defaults.MAX_DISP
 DEFAULT_VALID_ITERS = defaults.VALID_ITERS
 TOLERANCE_PX = defaults.EXPORT_TOLERANCE_PX
-#: largest |ONNX Runtime fp16 graph - PyTorch fp32| disparity an fp16 export may show, in pixels
-#: (FP16 has a 0.125 px step at 128-256 px; the fixture shows a few hundredths)
-FP16_TOLERANCE_PX = 0.5
+FP16_TOLERANCE_PX = defaults.EXPORT_FP16_TOLERANCE_PX
 #: metadata_props keys whose values are integers
 INT_METADATA = ('height', 'width', 'max_disp', 'valid_iters', 'opset')
 
