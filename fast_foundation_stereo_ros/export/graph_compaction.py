@@ -11,9 +11,10 @@ itself.
 `fold_scales_into_matmuls` then removes the constant per-channel scaling
 after the channels-last linear layers that onnxslim leaves (MatMul + Add +
 Mul, EdgeNeXt's layer scale): it becomes part of the MatMul's constant
-weights; values change only by float rounding. GELU's 0.5 is left alone:
-ONNX Runtime fuses the erf-GELU pattern only with it (folded, the unfused
-GELUs cost about 2 % of a CPU run).
+weights; values change only by float rounding. At the default opset (20)
+every GELU is one `Gelu` node; below 20 it is an erf chain whose 0.5 is left
+alone, because ONNX Runtime fuses that pattern only with it (folded, the
+unfused GELUs cost about 2 % of a CPU run).
 
 `nodes_per_iteration` counts the nodes of one unrolled GRU step from the
 graph's data flow (each step starts with the lookup's GatherElements), so

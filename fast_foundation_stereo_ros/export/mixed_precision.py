@@ -15,8 +15,12 @@ runs the whole graph with every intermediate as an output, which does not fit
 a 480x640 export in memory; the islands plus the export's verification
 against the fp32 PyTorch model take its place.
 
-`precision_summary` reports how many nodes and what share of the
-multiply-adds (Conv, ConvTranspose, MatMul, Gemm) run in FP16.
+LayerNormalization nodes run in FP16 with float32 statistics (`stash_type`,
+written by `pin_layer_norm_statistics`; see precision_rules).
+
+`precision_summary` reports how many compute nodes (the island-border Casts
+apart) and what share of the multiply-adds (Conv, ConvTranspose, MatMul,
+Gemm) run in FP16.
 test/export/test_mixed_precision.py checks typing, islands and accuracy.
 """
 import contextlib
@@ -85,7 +89,25 @@ def to_mixed_precision(path, model=None):
     except Exception as exc:  # noqa: BLE001 - report any converter failure as one line
         raise EngineError(f'AutoCast could not convert the graph to FP16: {type(exc).__name__}: {exc}') from None
     onnx.helper.set_model_props(converted, metadata)
+    pin_layer_norm_statistics(converted)
     return converted
+
+
+def pin_layer_norm_statistics(model):
+    """Write `stash_type` = 1 (float32 mean and variance) on every LayerNormalization, in place.
+
+    It is ONNX's default already; written out, the file itself says that its
+    FP16 LayerNormalizations reduce in float32 (precision_rules), and a graph
+    from another exporter with stash_type = FP16 gets float32 statistics too.
+    Returns the number of nodes.
+    """
+    import onnx
+    nodes = [node for node in model.graph.node if node.op_type == 'LayerNormalization']
+    for node in nodes:
+        kept = [attribute for attribute in node.attribute if attribute.name != 'stash_type']
+        del node.attribute[:]
+        node.attribute.extend(kept + [onnx.helper.make_attribute('stash_type', FLOAT)])
+    return len(nodes)
 
 
 @dataclass(frozen=True)
@@ -101,7 +123,7 @@ class PrecisionSummary:
         return self.fp16_macs / self.macs if self.macs else 0.0
 
     def summary(self):
-        return (f'FP16: {self.fp16_nodes} of {self.nodes} nodes ({self.casts} Casts), '
+        return (f'FP16: {self.fp16_nodes} of {self.nodes - self.casts} compute nodes (+ {self.casts} Casts), '
                 f'{100 * self.fp16_mac_share:.1f} % of {self.macs / 1e9:.2f} G multiply-adds')
 
 
@@ -141,13 +163,14 @@ def _macs(node, types):
 
 
 def precision_summary(model):
-    """Nodes and multiply-adds computing in FP16 (a node is FP16 when its first output is)."""
+    """Nodes and multiply-adds computing in FP16 (a node is FP16 when its first output is; Casts apart)."""
     inferred, types = _inferred_types(model)
     fp16_nodes = casts = macs = fp16_macs = 0
     for node in inferred.graph.node:
+        is_cast = node.op_type == 'Cast'
         is_fp16 = types.get(node.output[0], (None,))[0] == FLOAT16
-        fp16_nodes += is_fp16
-        casts += node.op_type == 'Cast'
+        fp16_nodes += is_fp16 and not is_cast
+        casts += is_cast
         if node.op_type in _MAC_OPS:
             count = _macs(node, types)
             macs += count

@@ -87,7 +87,7 @@ def _opset_issues(model):
     for opset in model.opset_import:
         if opset.domain in _DEFAULT_DOMAINS and opset.version > TRT10_MAX_OPSET:
             return [OpIssue('warning', '<graph>', 'opset', f'opset {opset.version} is newer than the '
-                            f'{TRT10_MAX_OPSET} documented for TensorRT 10.0; export with --opset 17')]
+                            f'{TRT10_MAX_OPSET} documented for TensorRT 10.0; export with --opset {TRT10_MAX_OPSET}')]
     return []
 
 

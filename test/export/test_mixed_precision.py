@@ -54,7 +54,7 @@ def test_fp16_graph_keeps_the_fp32_islands(graph):
     for node in graph.graph.node:
         by_op[node.op_type][types.get(node.output[0])] += 1
     # lookup, soft-argmin / upsampling weights, normalisation reductions stay float32 ...
-    for op in ('GatherElements', 'Floor', 'LayerNormalization', 'ReduceL2', 'InstanceNormalization'):
+    for op in ('GatherElements', 'Floor', 'ReduceL2', 'InstanceNormalization'):
         assert by_op[op][FLOAT16] == 0 and by_op[op][FLOAT] > 0, (op, by_op[op])
     glue_softmax = [types[node.output[0]] for node in graph.graph.node
                     if node.op_type == 'Softmax' and is_top_level(node.name)]
@@ -71,8 +71,36 @@ def test_fp16_graph_keeps_the_fp32_islands(graph):
     assert by_op['Conv'][FLOAT] == 0 and by_op['Conv'][FLOAT16] > 100
     assert by_op['ConvTranspose'][FLOAT] == 0
     summary = precision_summary(graph)
-    assert summary.fp16_mac_share > 0.99 and summary.fp16_nodes > 0.7 * summary.nodes
-    assert nodes_per_iteration(graph) <= 95     # 91 + 3 Casts at the lookup / update borders
+    assert summary.fp16_mac_share > 0.99 and summary.fp16_nodes > 0.7 * (summary.nodes - summary.casts)
+    assert nodes_per_iteration(graph) <= 86     # 83 + 3 Casts at the lookup / update borders
+
+
+def test_fp16_layer_norms_take_fp16_and_reduce_in_float32(graph):
+    """LayerNormalization is no island: FP16 in and out, float32 statistics by `stash_type` (no Casts around it)."""
+    types = _output_types(graph)
+    types.update({init.name: init.data_type for init in graph.graph.initializer})
+    producers = {output: node for node in graph.graph.node for output in node.output}
+    norms = [node for node in graph.graph.node if node.op_type == 'LayerNormalization']
+    assert len(norms) >= 20
+    for node in norms:
+        attributes = {attribute.name: onnx.helper.get_attribute_value(attribute) for attribute in node.attribute}
+        assert attributes['stash_type'] == FLOAT, node.name
+        assert [types[name] for name in node.input] == [FLOAT16] * len(node.input), node.name
+        assert types[node.output[0]] == FLOAT16
+        assert producers[node.input[0]].op_type != 'Cast', node.name
+
+
+def test_fp16_graph_meets_the_node_target_at_8_iterations(graph):
+    """Issue #8: the written (fp16) graph has <= 1,500 nodes at 8 steps. Today (fixture checkpoint, any H, W):
+    86 per GRU step; 1,394 at 8 steps, 91 of them Casts (8 of those index casts, in the fp32 graph too)."""
+    per_step = nodes_per_iteration(graph)
+    at_8_iterations = len(graph.graph.node) + (8 - EXPORT_ITERS) * per_step
+    casts = sum(node.op_type == 'Cast' for node in graph.graph.node)
+    print(f'fp16 graph: {len(graph.graph.node)} nodes at {EXPORT_ITERS} iterations ({casts} Casts), '
+          f'{per_step} per iteration, {at_8_iterations} at 8')
+    assert at_8_iterations <= 1400 and casts <= 60 + 4 * EXPORT_ITERS   # 59 + 4 per step (1 is an index cast)
+    assert sum(node.op_type == 'Gelu' for node in graph.graph.node) >= 20
+    assert not {'Erf'} & {node.op_type for node in graph.graph.node}
 
 
 def test_fp16_graph_computes_confidence_in_float32(graph, exported, fixture_dir):
@@ -109,7 +137,8 @@ def test_fp16_graph_stays_within_tolerance_of_fp32_pytorch_on_the_fixture(export
 
 def test_fp16_export_prints_its_figures(exported):
     output = exported[1]
-    match = re.search(r'FP16: (\d+) of (\d+) nodes \((\d+) Casts\), ([0-9.]+) % of ([0-9.]+) G multiply-adds', output)
+    match = re.search(r'FP16: (\d+) of (\d+) compute nodes \(\+ (\d+) Casts\), ([0-9.]+) % of ([0-9.]+) G multiply-adds',
+                      output)
     assert match and float(match.group(4)) > 99.0
     match = re.search(r'max abs ([0-9.]+) px, mean abs ([0-9.]+) px, ([0-9.]+) % of pixels off by > 1 px', output)
     assert match and float(match.group(1)) <= FP16_TOLERANCE_PX and 'OK' in output
