@@ -29,7 +29,6 @@ from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene  # n
 from fast_foundation_stereo_ros.pipeline.frame_stage import FrameStage, OutputRequest  # noqa: E402
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline  # noqa: E402
 
-
 CLOCKS = {'cpu': time.process_time, 'wall': time.perf_counter}
 clock = CLOCKS['cpu']
 

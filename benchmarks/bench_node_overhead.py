@@ -40,8 +40,8 @@ os.environ.update(DDS_ENVIRONMENT)   # before the first participant of this proc
 
 from fast_foundation_stereo_ros.backends import create_backend  # noqa: E402
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene  # noqa: E402
-from fast_foundation_stereo_ros.pipeline.frame_stage import (FrameOptions, FrameProcessor,  # noqa: E402
-                                                             OutputRequest, StereoFrame)
+from fast_foundation_stereo_ros.pipeline.frame_stage import (FrameOptions, FrameProcessor, OutputRequest,  # noqa: E402
+                                                             StereoFrame)
 from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline  # noqa: E402
 from fast_foundation_stereo_ros.ros.messages import RclpyMessageFactory  # noqa: E402
 from fast_foundation_stereo_ros.ros.scene_publisher import stereo_messages  # noqa: E402

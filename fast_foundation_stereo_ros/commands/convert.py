@@ -20,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from ..files.atomic import check_output_location
     from ..loading.checkpoint import instantiate_network, read_checkpoint
     from ..loading.native_format import save_native
+
     # an unwritable place is refused before the checkpoint is read; save_native refuses a folder of
     # the user's (files.output_folders)
     check_output_location(args.output)

@@ -13,8 +13,8 @@ import numpy as np
 from ..errors import InputError
 from ..files.colormap import colorize_disparity
 from ..files.disparity_files import write_disparity
-from ..files.output_folders import output_folder
 from ..files.images import write_rgb_png
+from ..files.output_folders import output_folder
 from ..files.ply import write_ply
 from ..files.visualization import colorize_depth
 from ..geometry.metrics import evaluate_regions, format_table

@@ -21,7 +21,6 @@ from ..errors import EngineError
 from ..files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME, large_message_exports
 
 
-
 def profile_export():
     """The export line of the shipped profile's real path (no `ros2` command needed), with the one-liner
     that sets everything."""

@@ -9,11 +9,11 @@ import argparse
 import numpy as np
 
 from .. import defaults
+from ..backends import backend_kind
 from ..files.atomic import check_output_file
 from ..files.disparity_files import disparity_format, write_disparity
 from ..files.images import read_image
 from ..pipeline.encodings import to_rgb8
-from ..backends import backend_kind
 from ..pipeline.predictor import PipelinePredictor
 
 

@@ -27,8 +27,7 @@ import shutil
 import tempfile
 import time
 
-from ..backends.engine_sidecar import (PRECISIONS, engine_stem, file_sha256, make_sidecar, sidecar_path,
-                                       write_sidecar)
+from ..backends.engine_sidecar import PRECISIONS, engine_stem, file_sha256, make_sidecar, sidecar_path, write_sidecar
 from ..backends.tensorrt_runtime import builder_path, import_tensorrt, probe_fingerprint
 from ..errors import ConfigError, EngineError
 from ..files.atomic import atomic_path, check_writable_dir

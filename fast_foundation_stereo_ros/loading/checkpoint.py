@@ -15,8 +15,8 @@ import torch
 
 from ..errors import CheckpointError
 from ..files.checksum import file_sha256
-from .manifest import extract_architecture
 from .dead_modules import dead_state_keys
+from .manifest import extract_architecture
 from .network_builders import build_network
 from .safe_unpickler import read_pickled_module
 

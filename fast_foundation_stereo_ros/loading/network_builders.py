@@ -18,9 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import CheckpointError
-from ..network import blocks as blocks
-from ..network import edgenext
-from ..network import update_block as update
+from ..network import blocks as blocks, edgenext, update_block as update
 from ..network.fast_foundation_stereo import ContextNet, FastFoundationStereoNet, FeatureExtractor, Hourglass
 from ..network.subpixel_deconv import SubPixelConvTranspose3d
 from .dead_modules import hourglass_dead_modules

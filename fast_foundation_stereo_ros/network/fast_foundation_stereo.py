@@ -19,8 +19,7 @@ from .. import defaults
 from ..errors import ConfigError, InputError
 from .blocks import ConvNeXtStyleEncoder, call_with_feature
 from .cost_volume import (FORMULATIONS, GeometryEncoding, concat_volume, concat_volume_reference,
-                          group_correlation_volume, group_correlation_volume_matmul,
-                          group_correlation_volume_reference)
+                          group_correlation_volume, group_correlation_volume_matmul, group_correlation_volume_reference)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -7,8 +7,8 @@ import pytest
 
 from fast_foundation_stereo_ros.backends.tensorrt_runtime import tensorrt_available
 from fast_foundation_stereo_ros.cli import main
-from fast_foundation_stereo_ros.errors import ConfigError
 from fast_foundation_stereo_ros.commands.infer import load_predictor
+from fast_foundation_stereo_ros.errors import ConfigError
 from fast_foundation_stereo_ros.pipeline.predictor import PipelinePredictor
 
 from ..export.helpers import EXPORT_HEIGHT, EXPORT_ITERS, EXPORT_WIDTH, exported_fixture_onnx

@@ -11,8 +11,8 @@ from fast_foundation_stereo_ros.files.output_folders import MARKER
 from fast_foundation_stereo_ros.files.ply import read_ply
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
-from ..offline.helpers import (expect_run_error, run_cli, to_encoding, write_calibration_pair, write_k_txt,
-                               write_pair, write_rgb)
+from ..offline.helpers import (expect_run_error, run_cli, to_encoding, write_calibration_pair, write_k_txt, write_pair,
+                               write_rgb)
 
 
 @pytest.fixture(scope='module')

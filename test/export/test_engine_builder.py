@@ -11,8 +11,7 @@ from fast_foundation_stereo_ros.backends.tensorrt_runtime import tensorrt_availa
 from fast_foundation_stereo_ros.errors import ConfigError, EngineError
 from fast_foundation_stereo_ros.export.engine_builder import (build_engine, build_serialized_engine,
                                                               check_requested_precision, choose_reference,
-                                                              load_timing_cache, network_creation_flags,
-                                                              onnx_settings)
+                                                              load_timing_cache, network_creation_flags, onnx_settings)
 from fast_foundation_stereo_ros.export.onnx_export import ort_cpu_session
 
 from ..backends.helpers import fake_tensorrt, install_fake_tensorrt

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.errors import InputError
-from fast_foundation_stereo_ros.export.engine_verification import (MEAN_ABS_LIMIT_PX, OVER_1PX_LIMIT,
-                                                                   compare_disparity, format_report, judge,
-                                                                   latency_summary, verification_pairs,
-                                                                   verification_record)
+from fast_foundation_stereo_ros.export.engine_verification import (MEAN_ABS_LIMIT_PX, OVER_1PX_LIMIT, compare_disparity,
+                                                                   format_report, judge, latency_summary,
+                                                                   verification_pairs, verification_record)
 
 
 def test_agreement_figures():

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from fast_foundation_stereo_ros.errors import InputError
-from fast_foundation_stereo_ros.files.output_folders import (MARKER, check_replaceable, output_folder,
-                                                              owned_files)
+from fast_foundation_stereo_ros.files.output_folders import MARKER, check_replaceable, output_folder, owned_files
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
 from ..offline.helpers import error_lines, run_cli, tree_snapshot, write_pair, write_stereo_bag

@@ -7,10 +7,10 @@ import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from fast_foundation_stereo_ros import cli
+from fast_foundation_stereo_ros.geometry.intrinsics import camera_from_infos
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 from fast_foundation_stereo_ros.offline.bag_messages import CAMERA_INFO, IMAGE, RosbagsMessageFactory, ros2_typestore
 from fast_foundation_stereo_ros.offline.bags import first_camera_infos
-from fast_foundation_stereo_ros.geometry.intrinsics import camera_from_infos
 from fast_foundation_stereo_ros.pipeline.frame_stage import camera_info_fields
 
 FRAME_ID = 'stereo_left_optical_frame'

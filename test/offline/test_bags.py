@@ -11,8 +11,7 @@ from fast_foundation_stereo_ros.offline.bag_messages import ros2_typestore, stam
 from fast_foundation_stereo_ros.pipeline.encodings import image_to_array
 
 from ..helpers import cloud_fields
-from .helpers import (FRAME_ID, camera_from_bag, expect_run_error, run_cli, small_scenes, write_k_txt,
-                      write_stereo_bag)
+from .helpers import FRAME_ID, camera_from_bag, expect_run_error, run_cli, small_scenes, write_k_txt, write_stereo_bag
 
 FRAMES = 3
 
@@ -218,8 +217,7 @@ def test_bag_output_honours_every_node_option_and_equals_the_node_output(tmp_pat
     from builtin_interfaces.msg import Time
 
     from fast_foundation_stereo_ros.backends import create_backend
-    from fast_foundation_stereo_ros.pipeline.frame_stage import (FrameOptions, FrameProcessor, OutputRequest,
-                                                                 StereoFrame)
+    from fast_foundation_stereo_ros.pipeline.frame_stage import FrameOptions, FrameProcessor, OutputRequest, StereoFrame
     from fast_foundation_stereo_ros.pipeline.stereo_pipeline import StereoPipeline
     from fast_foundation_stereo_ros.ros.messages import RclpyMessageFactory
     from fast_foundation_stereo_ros.ros.scene_publisher import stereo_messages

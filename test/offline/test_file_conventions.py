@@ -9,8 +9,7 @@ import yaml
 
 from fast_foundation_stereo_ros.errors import InputError
 from fast_foundation_stereo_ros.files.disparity_files import read_disparity, write_disparity
-from fast_foundation_stereo_ros.geometry.intrinsics import (camera_from_calibration_yaml,
-                                                            camera_from_middlebury_calib)
+from fast_foundation_stereo_ros.geometry.intrinsics import camera_from_calibration_yaml, camera_from_middlebury_calib
 from fast_foundation_stereo_ros.geometry.synthetic_scenes import make_scene
 
 from .helpers import error_lines, run_cli, write_calibration_pair, write_pair

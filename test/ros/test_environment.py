@@ -1,8 +1,7 @@
 """The node sets the shipped Fast DDS profile and the allocator variables for itself (one re-exec)."""
 import os
 
-from fast_foundation_stereo_ros.files.shipped_config import ALLOCATOR_SETTINGS
-from fast_foundation_stereo_ros.files.shipped_config import FASTDDS_PROFILE_NAME as PROFILE_NAME
+from fast_foundation_stereo_ros.files.shipped_config import ALLOCATOR_SETTINGS, FASTDDS_PROFILE_NAME as PROFILE_NAME
 from fast_foundation_stereo_ros.ros.environment import (ADDED_VARIABLE, OPT_OUT_VARIABLE, missing_settings,
                                                         reexec_with_settings)
 

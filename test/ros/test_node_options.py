@@ -6,7 +6,6 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
-
 from ..helpers import cloud_fields
 from .helpers import (NodeProcess, RosGraph, StereoSource, cached_scene, counter, diagnostic_values, float_image,
                       make_stamp, now_ns, stamp_ns, subscribe_diagnostics, unique_domain_id, wait_until)

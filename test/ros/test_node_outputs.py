@@ -10,7 +10,6 @@ import pytest
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from stereo_msgs.msg import DisparityImage
 
-
 from ..helpers import cloud_fields
 from .helpers import NodeProcess, RosGraph, StereoSource, cached_scene, float_image, now_ns, stamp_ns, unique_domain_id
 
